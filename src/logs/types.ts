@@ -15,6 +15,8 @@ export interface RawLine {
   stream: StreamName;
   /** The line without its final `\n`; `\r` and ANSI escape codes are still in it. */
   text: string;
+  /** Byte length of the line before it was cut to the length limit, when it was cut. */
+  originalBytes?: number;
 }
 
 /** Value types a parsed field may have in a JSON record. */

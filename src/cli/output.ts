@@ -1,0 +1,28 @@
+/**
+ * Writing results to stdout. A closed pipe (`| head`) ends the output
+ * quietly instead of failing the command.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Writes text to stdout; returns false when the reader has gone away. */
+export async function writeStdout(text: string): Promise<boolean> {
+  const bytes = encoder.encode(text);
+  let offset = 0;
+  try {
+    while (offset < bytes.length) offset += await Deno.stdout.write(bytes.subarray(offset));
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) return false;
+    throw error;
+  }
+  return true;
+}
+
+/** Writes a message to stderr, for usage errors and warnings of one-shot commands. */
+export function writeStderr(text: string): void {
+  const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);
+  let offset = 0;
+  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+}

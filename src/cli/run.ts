@@ -1,0 +1,76 @@
+/**
+ * The `run` command: one log follower and one scraper per container, until
+ * SIGTERM or SIGINT, then everything held is written and the database closed.
+ *
+ * @module
+ */
+import type { LoggerConfig } from "../config/config.ts";
+import { errorMessage, type Logger } from "../log.ts";
+import { LogFollower } from "../logs/follower.ts";
+import { Scraper } from "../metrics/scraper.ts";
+import { type MetricsStore, openStore } from "../metrics/store.ts";
+
+/** Options of {@linkcode runDaemon}. */
+export interface RunOptions {
+  logger: Logger;
+  /** Stops the daemon when aborted; the command wires SIGTERM and SIGINT to it. */
+  signal: AbortSignal;
+}
+
+/** Runs followers and scrapers until `signal` aborts, then shuts them down cleanly. */
+export async function runDaemon(config: LoggerConfig, options: RunOptions): Promise<void> {
+  const { logger, signal } = options;
+  let store: MetricsStore | null = null;
+  if (config.dbPath !== null) store = openStore(config.dbPath);
+
+  const followers: LogFollower[] = [];
+  const scrapers: Scraper[] = [];
+  for (const container of config.containers) {
+    if (container.logDir !== null) {
+      followers.push(
+        new LogFollower({
+          container: container.name,
+          command: container.logsCommand,
+          logDir: container.logDir,
+          logger,
+        }),
+      );
+    }
+    if (container.metricsEndpoint !== null && store !== null) {
+      scrapers.push(
+        new Scraper({
+          container: container.name,
+          url: container.metricsEndpoint,
+          intervalMs: config.intervalMs,
+          timeoutMs: config.timeoutMs,
+          store,
+          logger,
+        }),
+      );
+    }
+  }
+
+  logger.info("Logger started", {
+    containers: config.containers.map((c) => c.name).join(","),
+    db: config.dbPath,
+    interval_seconds: config.intervalMs / 1000,
+  });
+  for (const follower of followers) await follower.start();
+  for (const scraper of scrapers) scraper.start();
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+
+  logger.info("Stopping: writing what is held");
+  const results = await Promise.allSettled([
+    ...followers.map((follower) => follower.stop()),
+    ...scrapers.map((scraper) => scraper.stop()),
+  ]);
+  for (const result of results) {
+    if (result.status === "rejected") logger.error("Shutdown step failed", { err: errorMessage(result.reason) });
+  }
+  store?.close();
+  logger.info("Logger stopped");
+}

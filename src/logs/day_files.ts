@@ -1,0 +1,161 @@
+/**
+ * Daily JSONL files: `<dir>/YYYY-MM-DD.jsonl`, named by the UTC date of each
+ * event's Docker timestamp, appended one whole line per event.
+ *
+ * @module
+ */
+import type { LogEvent } from "./types.ts";
+
+/** Name of the day file for a Docker timestamp (`2026-11-17T...Z` → `2026-11-17.jsonl`). */
+export function dayFileName(timestamp: string): string {
+  return `${timestamp.slice(0, 10)}.jsonl`;
+}
+
+const DAY_FILE = /^\d{4}-\d{2}-\d{2}\.jsonl$/;
+
+/** Keys of a record that parsed fields may never overwrite. */
+export const RESERVED_KEYS = ["timestamp", "level", "container", "stream", "message"] as const;
+
+/** Builds the JSON record of an event: the reserved keys first, then the parsed fields. */
+export function eventRecord(container: string, event: LogEvent): Record<string, unknown> {
+  const record: Record<string, unknown> = {
+    timestamp: event.timestamp,
+    level: event.level,
+    container,
+    stream: event.stream,
+    message: event.message,
+  };
+  for (const [key, value] of Object.entries(event.fields)) {
+    if (!(key in record)) record[key] = value;
+  }
+  return record;
+}
+
+/**
+ * Cuts a torn last line (no final `\n`, left by a crash mid-write) off each
+ * day file in `dir`. Returns the files repaired and the bytes removed.
+ */
+export async function repairTornLines(dir: string): Promise<{ path: string; removedBytes: number }[]> {
+  const repaired: { path: string; removedBytes: number }[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return repaired;
+    throw error;
+  }
+  for (const entry of entries) {
+    if (!entry.isFile || !DAY_FILE.test(entry.name)) continue;
+    const path = `${dir}/${entry.name}`;
+    using file = await Deno.open(path, { read: true, write: true });
+    const size = (await file.stat()).size;
+    if (size === 0) continue;
+    // Read backwards in blocks until the last newline is found.
+    const block = new Uint8Array(64 * 1024);
+    let end = size;
+    let keep = 0;
+    search: while (end > 0) {
+      const start = Math.max(0, end - block.length);
+      await file.seek(start, Deno.SeekMode.Start);
+      const view = block.subarray(0, end - start);
+      let read = 0;
+      while (read < view.length) {
+        const n = await file.read(view.subarray(read));
+        if (n === null) break;
+        read += n;
+      }
+      for (let i = view.length - 1; i >= 0; i--) {
+        if (view[i] === 0x0a) {
+          keep = start + i + 1;
+          break search;
+        }
+      }
+      end = start;
+    }
+    if (keep < size) {
+      await file.truncate(keep);
+      await file.sync();
+      repaired.push({ path, removedBytes: size - keep });
+    }
+  }
+  return repaired;
+}
+
+/** Lists the day files of a directory, oldest first. */
+export async function listDayFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && DAY_FILE.test(entry.name)) names.push(entry.name);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return names;
+    throw error;
+  }
+  return names.sort();
+}
+
+const encoder = new TextEncoder();
+
+/** Appends records to day files, keeping the files of recent days open. */
+export class DayFileWriter {
+  readonly #dir: string;
+  readonly #files = new Map<string, Deno.FsFile>();
+  #dirReady = false;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /**
+   * Appends serialised lines, grouped by day file, each group in one write.
+   * Returns when the bytes are in the files (not necessarily fsynced).
+   */
+  async append(lines: { day: string; json: string }[]): Promise<void> {
+    if (lines.length === 0) return;
+    if (!this.#dirReady) {
+      await Deno.mkdir(this.#dir, { recursive: true, mode: 0o750 });
+      this.#dirReady = true;
+    }
+    const byDay = new Map<string, string[]>();
+    for (const line of lines) {
+      let group = byDay.get(line.day);
+      if (group === undefined) byDay.set(line.day, group = []);
+      group.push(line.json);
+    }
+    for (const [day, group] of byDay) {
+      const file = await this.#open(day);
+      const bytes = encoder.encode(group.join("\n") + "\n");
+      let offset = 0;
+      while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+    }
+  }
+
+  /** Flushes file contents to disk. */
+  async sync(): Promise<void> {
+    for (const file of this.#files.values()) await file.sync();
+  }
+
+  close(): void {
+    for (const file of this.#files.values()) file.close();
+    this.#files.clear();
+  }
+
+  async #open(day: string): Promise<Deno.FsFile> {
+    let file = this.#files.get(day);
+    if (file !== undefined) return file;
+    file = await Deno.open(`${this.#dir}/${day}`, { append: true, create: true, mode: 0o640 });
+    this.#files.set(day, file);
+    // Keep only the two most recent days open; older events are rare.
+    if (this.#files.size > 2) {
+      const oldest = [...this.#files.keys()].sort()[0]!;
+      this.#files.get(oldest)!.close();
+      this.#files.delete(oldest);
+    }
+    return file;
+  }
+}

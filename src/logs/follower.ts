@@ -1,0 +1,282 @@
+/**
+ * Follows one container's logs: runs `docker logs --follow --timestamps`
+ * (no shell), turns its stdout and stderr lines into events, and appends
+ * them to the day files. When the command exits it is started again with
+ * backoff, from where the files end.
+ *
+ * @module
+ */
+import { errorMessage, type Logger } from "../log.ts";
+import { DayFileWriter, dayFileName, eventRecord, repairTornLines } from "./day_files.ts";
+import { EventGrouper } from "./event_grouper.ts";
+import { LineSplitter } from "./line_splitter.ts";
+import { ResumeState } from "./resume.ts";
+import type { LogEvent, RawLine, StreamName } from "./types.ts";
+
+/** Options of {@linkcode LogFollower}. */
+export interface LogFollowerOptions {
+  container: string;
+  /** The logs command split into arguments, e.g. `["docker", "logs", "-f", "vllm-vision"]`. */
+  command: string[];
+  /** Directory of the day files. */
+  logDir: string;
+  logger: Logger;
+  /** Write queued events this often. @default 200 */
+  flushIntervalMs?: number;
+  /** Emit a held multi-line event after this much silence. @default 1000 */
+  quietFlushMs?: number;
+  /** First restart delay; doubles up to `maxBackoffMs`. @default 1000 */
+  initialBackoffMs?: number;
+  /** @default 30000 */
+  maxBackoffMs?: number;
+}
+
+/** Counters of one follower, for tests and health output. */
+export interface FollowerCounters {
+  linesRead: number;
+  eventsWritten: number;
+  duplicatesSkipped: number;
+  restarts: number;
+}
+
+/**
+ * Adds `--timestamps` and `--since` to the logs command, right after its
+ * `logs` word (or at the end when it has none).
+ */
+export function followCommandArgs(command: readonly string[], since: string | null): string[] {
+  const extra: string[] = [];
+  if (!command.includes("--timestamps") && !command.includes("-t")) extra.push("--timestamps");
+  if (since !== null) extra.push("--since", since);
+  const args = [...command];
+  const at = args.indexOf("logs");
+  if (at === -1) args.push(...extra);
+  else args.splice(at + 1, 0, ...extra);
+  return args;
+}
+
+const TIMESTAMP_PREFIX = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:\d{2}) /;
+
+/**
+ * Splits `<timestamp> <text>` as `docker logs --timestamps` prints it.
+ * Returns the timestamp as UTC with nine fraction digits, or null when the
+ * line has no timestamp (a message of the docker command itself).
+ */
+export function splitDockerTimestamp(line: string): { timestamp: string; text: string } | null {
+  // Fast path: Docker's fixed-width UTC form.
+  if (line.length >= 31 && line.charCodeAt(29) === 0x5a && line.charCodeAt(30) === 0x20 && line.charCodeAt(10) === 0x54) {
+    return { timestamp: line.slice(0, 30), text: line.slice(31) };
+  }
+  const match = TIMESTAMP_PREFIX.exec(line);
+  if (match === null) return null;
+  const [prefix, local, zone] = match as unknown as [string, string, string];
+  const dot = local.indexOf(".");
+  const fraction = (dot === -1 ? "" : local.slice(dot + 1)).padEnd(9, "0");
+  const seconds = dot === -1 ? local : local.slice(0, dot);
+  const utc = new Date(`${seconds}${zone}`).toISOString().slice(0, 19);
+  return { timestamp: `${utc}.${fraction}Z`, text: line.slice(prefix.length) };
+}
+
+/** Runs and restarts the logs command of one container until stopped. */
+export class LogFollower {
+  readonly counters: FollowerCounters = { linesRead: 0, eventsWritten: 0, duplicatesSkipped: 0, restarts: 0 };
+  readonly #options: Required<Omit<LogFollowerOptions, "logger">>;
+  readonly #log: Logger;
+  readonly #writer: DayFileWriter;
+  #state = new ResumeState();
+  #queue: LogEvent[] = [];
+  #writing: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #child: Deno.ChildProcess | null = null;
+  #wake: (() => void) | null = null;
+  #loop: Promise<void> | null = null;
+
+  constructor(options: LogFollowerOptions) {
+    this.#options = {
+      flushIntervalMs: 200,
+      quietFlushMs: 1000,
+      initialBackoffMs: 1000,
+      maxBackoffMs: 30_000,
+      ...options,
+    };
+    this.#log = options.logger.child({ container: options.container });
+    this.#writer = new DayFileWriter(options.logDir);
+  }
+
+  /** Repairs torn lines, rebuilds the resume point from the files, and starts following. */
+  async start(): Promise<void> {
+    const repaired = await repairTornLines(this.#options.logDir);
+    for (const file of repaired) {
+      this.#log.warn("Removed a torn last line left by a crash; it is read again from docker", {
+        path: file.path,
+        removed_bytes: file.removedBytes,
+      });
+    }
+    this.#state = await ResumeState.fromDirectory(this.#options.logDir);
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops the logs command, writes every held event, and closes the files. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    try {
+      this.#child?.kill("SIGTERM");
+    } catch {
+      // The process has already exited.
+    }
+    await this.#loop;
+    await this.#flushQueue();
+    await this.#writer.sync();
+    this.#writer.close();
+  }
+
+  async #run(): Promise<void> {
+    let backoffMs = this.#options.initialBackoffMs;
+    let failures = 0;
+    while (!this.#stopped) {
+      const startedMs = performance.now();
+      const outcome = await this.#followOnce();
+      if (this.#stopped) break;
+      this.counters.restarts++;
+      const ranLong = performance.now() - startedMs > 60_000;
+      if (outcome.lines > 0 || ranLong) {
+        backoffMs = this.#options.initialBackoffMs;
+        failures = 0;
+      }
+      failures++;
+      // One line per episode: the first failure, then every tenth.
+      if (failures === 1 || failures % 10 === 0) {
+        this.#log.warn("Log follower exited; restarting", {
+          exit_code: outcome.code,
+          err: outcome.error,
+          restart_in_ms: backoffMs,
+          attempts: failures,
+        });
+      }
+      await this.#sleep(backoffMs);
+      backoffMs = Math.min(backoffMs * 2, this.#options.maxBackoffMs);
+    }
+  }
+
+  async #followOnce(): Promise<{ code: number | null; lines: number; error: string | null }> {
+    const since = this.#state.sinceArgument();
+    const args = followCommandArgs(this.#options.command, since);
+    this.#state.beginReplay();
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(args[0]!, {
+        args: args.slice(1),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound ? `command "${args[0]}" not found on PATH` : errorMessage(error);
+      return { code: null, lines: 0, error: reason };
+    }
+    this.#child = child;
+    const groupers: Record<StreamName, EventGrouper> = {
+      stdout: new EventGrouper(),
+      stderr: new EventGrouper(),
+    };
+    const commandMessages: string[] = [];
+    let lines = 0;
+    let lastLineMs = performance.now();
+
+    const onLine = (stream: StreamName, text: string, originalBytes?: number): void => {
+      const split = splitDockerTimestamp(text);
+      if (split === null) {
+        // Lines without a timestamp come from the docker command itself.
+        if (commandMessages.length < 20) commandMessages.push(text.slice(0, 500));
+        return;
+      }
+      lines++;
+      this.counters.linesRead++;
+      lastLineMs = performance.now();
+      const raw: RawLine = { timestamp: split.timestamp, stream, text: split.text };
+      if (originalBytes !== undefined) raw.originalBytes = originalBytes - (text.length - split.text.length);
+      this.#queue.push(...groupers[stream].push(raw));
+    };
+
+    const timer = setInterval(() => {
+      if (performance.now() - lastLineMs >= this.#options.quietFlushMs) {
+        for (const grouper of Object.values(groupers)) this.#queue.push(...grouper.flush());
+      }
+      this.#scheduleFlush();
+    }, this.#options.flushIntervalMs);
+
+    try {
+      await Promise.all([
+        this.#readStream(child.stdout, (text, original) => onLine("stdout", text, original)),
+        this.#readStream(child.stderr, (text, original) => onLine("stderr", text, original)),
+      ]);
+      const status = await child.status;
+      for (const grouper of Object.values(groupers)) this.#queue.push(...grouper.flush());
+      await this.#flushQueue();
+      const error = commandMessages.length > 0 ? commandMessages.join(" | ") : null;
+      return { code: status.code, lines, error };
+    } finally {
+      clearInterval(timer);
+      this.#child = null;
+    }
+  }
+
+  async #readStream(
+    stream: ReadableStream<Uint8Array>,
+    onLine: (text: string, originalBytes?: number) => void,
+  ): Promise<void> {
+    const splitter = new LineSplitter({ joinDockerChunks: true });
+    try {
+      for await (const chunk of stream) {
+        for (const line of splitter.push(chunk)) onLine(line.text, line.originalBytes);
+      }
+    } catch (error) {
+      this.#log.warn("Reading the log stream failed", { err: errorMessage(error) });
+    }
+    for (const line of splitter.end()) onLine(line.text, line.originalBytes);
+  }
+
+  #scheduleFlush(): void {
+    this.#writing = this.#writing.then(() => this.#writeQueued());
+  }
+
+  async #flushQueue(): Promise<void> {
+    this.#scheduleFlush();
+    await this.#writing;
+  }
+
+  async #writeQueued(): Promise<void> {
+    if (this.#queue.length === 0) return;
+    const events = this.#queue;
+    this.#queue = [];
+    const fresh: LogEvent[] = [];
+    for (const event of events) {
+      if (this.#state.isDuplicate(event)) this.counters.duplicatesSkipped++;
+      else fresh.push(event);
+    }
+    const lines = fresh.map((event) => ({
+      day: dayFileName(event.timestamp),
+      json: JSON.stringify(eventRecord(this.#options.container, event)),
+    }));
+    try {
+      await this.#writer.append(lines);
+    } catch (error) {
+      // Keep the events and try again at the next flush.
+      this.#queue = [...fresh, ...this.#queue];
+      this.#log.error("Writing log events failed; retrying", { err: errorMessage(error), held_events: this.#queue.length });
+      return;
+    }
+    for (const event of fresh) this.#state.recordWritten(event.timestamp, event.stream, event.message);
+    this.counters.eventsWritten += fresh.length;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

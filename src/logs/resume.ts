@@ -1,0 +1,115 @@
+/**
+ * Where capture resumes after the follower or the logger restarts, and which
+ * replayed events are already in the files.
+ *
+ * `docker logs --since T` is inclusive and the two streams' timestamps are
+ * not ordered relative to each other, so the follower resumes at the start
+ * of the oldest "newest event" of the two streams, and skips a replayed
+ * event when its stream already has a newer event, or when an event with the
+ * same timestamp, stream and text was written before.
+ *
+ * @module
+ */
+import { listDayFiles } from "./day_files.ts";
+import type { LogEvent, StreamName } from "./types.ts";
+
+function eventKey(timestamp: string, stream: string, message: string): string {
+  return `${timestamp}\u0000${stream}\u0000${message}`;
+}
+
+/** Tail of the newest day file read at start to rebuild the state. */
+const TAIL_BYTES = 8 * 1024 * 1024;
+
+/** State of what was written, per container. */
+export class ResumeState {
+  readonly #newest = new Map<StreamName, string>();
+  readonly #written = new Map<string, number>();
+  #replayed = new Map<string, number>();
+
+  /** Value for `docker logs --since`, or null when nothing was written yet. */
+  sinceArgument(): string | null {
+    let since: string | null = null;
+    for (const timestamp of this.#newest.values()) {
+      if (since === null || timestamp < since) since = timestamp;
+    }
+    return since;
+  }
+
+  /** Call when a new follower process starts, before its first event. */
+  beginReplay(): void {
+    this.#replayed = new Map();
+  }
+
+  /** True when the event is already in the files and must not be written again. */
+  isDuplicate(event: LogEvent): boolean {
+    const newest = this.#newest.get(event.stream);
+    if (newest === undefined || event.timestamp > newest) return false;
+    if (event.timestamp < newest) return true;
+    const key = eventKey(event.timestamp, event.stream, event.message);
+    const written = this.#written.get(key) ?? 0;
+    const replayed = this.#replayed.get(key) ?? 0;
+    if (replayed >= written) return false;
+    this.#replayed.set(key, replayed + 1);
+    return true;
+  }
+
+  /** Records an event that is now in a file. */
+  recordWritten(timestamp: string, stream: StreamName, message: string): void {
+    const newest = this.#newest.get(stream);
+    if (newest === undefined || timestamp > newest) this.#newest.set(stream, timestamp);
+    if (newest !== undefined && timestamp < newest) return;
+    const key = eventKey(timestamp, stream, message);
+    this.#written.set(key, (this.#written.get(key) ?? 0) + 1);
+    if (this.#written.size > 4096) this.#prune();
+  }
+
+  /** Drops keys older than every stream's newest event: the timestamp rule covers them. */
+  #prune(): void {
+    const floor = this.sinceArgument();
+    if (floor === null) return;
+    for (const key of this.#written.keys()) {
+      if (key.slice(0, key.indexOf("\u0000")) < floor) this.#written.delete(key);
+    }
+  }
+
+  /**
+   * Rebuilds the state from the newest day file in `dir`, so a restarted
+   * logger resumes where the previous one stopped.
+   */
+  static async fromDirectory(dir: string): Promise<ResumeState> {
+    const state = new ResumeState();
+    const files = await listDayFiles(dir);
+    const newestFile = files.at(-1);
+    if (newestFile === undefined) return state;
+    const text = await readTail(`${dir}/${newestFile}`, TAIL_BYTES);
+    for (const line of text.split("\n")) {
+      if (line === "") continue;
+      let record: { timestamp?: unknown; stream?: unknown; message?: unknown };
+      try {
+        record = JSON.parse(line);
+      } catch {
+        continue; // a line cut by the tail window
+      }
+      const { timestamp, stream, message } = record;
+      if (typeof timestamp !== "string" || typeof message !== "string") continue;
+      if (stream !== "stdout" && stream !== "stderr") continue;
+      state.recordWritten(timestamp, stream, message);
+    }
+    return state;
+  }
+}
+
+async function readTail(path: string, maxBytes: number): Promise<string> {
+  using file = await Deno.open(path, { read: true });
+  const size = (await file.stat()).size;
+  const start = Math.max(0, size - maxBytes);
+  await file.seek(start, Deno.SeekMode.Start);
+  const bytes = new Uint8Array(size - start);
+  let read = 0;
+  while (read < bytes.length) {
+    const n = await file.read(bytes.subarray(read));
+    if (n === null) break;
+    read += n;
+  }
+  return new TextDecoder().decode(bytes.subarray(0, read));
+}

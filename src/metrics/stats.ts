@@ -1,0 +1,262 @@
+/**
+ * The figures of `metrics stats`: per container and per `model_name`, over a
+ * window, with Prometheus semantics (reset-aware counter increases, bucket
+ * increases interpolated like `histogram_quantile`).
+ *
+ * How figures of several engines (label `engine`) of one model combine:
+ * fractions such as KV-cache usage are averaged across engines at each
+ * scrape; request counts, token rates and histogram buckets are summed.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import type { TimeWindow } from "../cli/time_window.ts";
+import { histogramWindow, type HistogramWindow, sumHistogramWindows } from "./histogram_window.ts";
+import {
+  loadScrapeHealth,
+  loadSeriesWindows,
+  resolveMetricNames,
+  type ScrapeHealthSummary,
+  type SeriesWindow,
+} from "./query.ts";
+import {
+  avgOverTime,
+  counterIncrease,
+  counterRate,
+  intervalRates,
+  lastOverTime,
+  maxOverTime,
+  minOverTime,
+  type WindowSample,
+} from "./window_math.ts";
+
+/** avg/max/min/last of a gauge over the window. */
+export interface GaugeStats {
+  avg: number;
+  max: number;
+  min: number;
+  last: number;
+}
+
+/** A quantile estimate; `atLeast` when the rank fell into the `+Inf` bucket. */
+export interface QuantileFigure {
+  value: number;
+  atLeast: boolean;
+}
+
+/** Window figures of one latency histogram, in seconds. */
+export interface LatencyStats {
+  /** Observations in the window (requests, or tokens for inter-token latency). */
+  count: number;
+  avg: number;
+  p50: QuantileFigure;
+  p95: QuantileFigure;
+  p99: QuantileFigure;
+}
+
+/** Rate of a counter: over the whole window, and max/min over scrape intervals. */
+export interface RateStats {
+  avg: number;
+  max: number;
+  min: number;
+}
+
+/** Figures of one model (one `model_name` label value). */
+export interface ModelStats {
+  model: string;
+  /** Values of the `engine` label seen, sorted. */
+  engines: string[];
+  kvCacheUsagePercent: GaugeStats;
+  runningRequests: GaugeStats;
+  waitingRequests: GaugeStats;
+  queueTimeSeconds: LatencyStats;
+  timeToFirstTokenSeconds: LatencyStats;
+  e2eLatencySeconds: LatencyStats;
+  interTokenLatencySeconds: LatencyStats;
+  generationTokensPerSecond: RateStats;
+  promptTokensPerSecond: RateStats;
+  preemptions: number;
+  finishedRequestsByReason: Record<string, number>;
+}
+
+/** Everything `metrics stats` shows for one container. */
+export interface ContainerStats {
+  container: string;
+  window: TimeWindow;
+  scrapeHealth: ScrapeHealthSummary;
+  models: ModelStats[];
+}
+
+/** Label value used for series without a `model_name` label. */
+export const NO_MODEL = "";
+
+const QUANTITIES = {
+  kv: "kv_cache_usage_perc",
+  running: "num_requests_running",
+  waiting: "num_requests_waiting",
+  queue: "request_queue_time_seconds",
+  ttft: "time_to_first_token_seconds",
+  e2e: "e2e_request_latency_seconds",
+  itl: "inter_token_latency_seconds",
+  generation: "generation_tokens_total",
+  prompt: "prompt_tokens_total",
+  preemptions: "num_preemptions_total",
+  finished: "request_success_total",
+} as const;
+
+type Quantity = keyof typeof QUANTITIES;
+
+const NAMES_BY_QUANTITY = new Map<Quantity, string[]>(
+  (Object.keys(QUANTITIES) as Quantity[]).map((q) => [q, resolveMetricNames(QUANTITIES[q])]),
+);
+
+function quantityOf(series: SeriesWindow): Quantity | null {
+  for (const [quantity, names] of NAMES_BY_QUANTITY) {
+    if (names.includes(series.metricName) || names.includes(series.family)) return quantity;
+  }
+  return null;
+}
+
+/** Combines the series of several engines scrape by scrape (same scrape, same timestamp). */
+function combineByScrape(seriesList: readonly SeriesWindow[], combine: "mean" | "sum"): WindowSample[] {
+  const byTime = new Map<number, { total: number; count: number }>();
+  for (const series of seriesList) {
+    for (const sample of series.samples) {
+      const entry = byTime.get(sample.timestampMs) ?? { total: 0, count: 0 };
+      entry.total += sample.value;
+      entry.count++;
+      byTime.set(sample.timestampMs, entry);
+    }
+  }
+  // Map iteration keeps first-insertion order, which is scrape order of the first series.
+  return [...byTime].map(([timestampMs, { total, count }]) => ({
+    timestampMs,
+    value: combine === "mean" ? total / count : total,
+  }));
+}
+
+function gaugeStats(samples: readonly WindowSample[], scale: number): GaugeStats {
+  return {
+    avg: avgOverTime(samples) * scale,
+    max: maxOverTime(samples) * scale,
+    min: minOverTime(samples) * scale,
+    last: lastOverTime(samples) * scale,
+  };
+}
+
+function rateStats(seriesList: readonly SeriesWindow[]): RateStats {
+  if (seriesList.length === 0) return { avg: NaN, max: NaN, min: NaN };
+  let avg = 0;
+  const byInterval = new Map<number, number>();
+  for (const series of seriesList) {
+    avg += counterRate(series.samples);
+    for (const interval of intervalRates(series.samples)) {
+      byInterval.set(interval.endMs, (byInterval.get(interval.endMs) ?? 0) + interval.ratePerSecond);
+    }
+  }
+  const rates = [...byInterval.values()];
+  return {
+    avg,
+    max: rates.length === 0 ? NaN : Math.max(...rates),
+    min: rates.length === 0 ? NaN : Math.min(...rates),
+  };
+}
+
+/** Strips `le` from labels, so the buckets of one label set group together. */
+function labelSetKey(labels: Record<string, string>): string {
+  const { le: _le, ...rest } = labels;
+  return JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function latencyStats(seriesList: readonly SeriesWindow[]): LatencyStats {
+  const byLabelSet = new Map<
+    string,
+    { buckets: Map<string, WindowSample[]>; sum: WindowSample[]; count: WindowSample[] }
+  >();
+  for (const series of seriesList) {
+    const key = labelSetKey(series.labels);
+    let entry = byLabelSet.get(key);
+    if (entry === undefined) byLabelSet.set(key, entry = { buckets: new Map(), sum: [], count: [] });
+    if (series.metricName.endsWith("_bucket") && series.labels.le !== undefined) {
+      entry.buckets.set(series.labels.le, series.samples);
+    } else if (series.metricName.endsWith("_sum")) {
+      entry.sum = series.samples;
+    } else if (series.metricName.endsWith("_count")) {
+      entry.count = series.samples;
+    }
+  }
+  const windows: HistogramWindow[] = [];
+  for (const entry of byLabelSet.values()) {
+    if (entry.buckets.size > 0) windows.push(histogramWindow(entry.buckets, entry.sum, entry.count));
+  }
+  if (windows.length === 0) {
+    const none = { value: NaN, atLeast: false };
+    return { count: NaN, avg: NaN, p50: none, p95: none, p99: none };
+  }
+  const combined = sumHistogramWindows(windows);
+  const figure = (q: number): QuantileFigure => {
+    const estimate = combined.quantile(q);
+    return { value: estimate.value, atLeast: estimate.inInfBucket };
+  };
+  return { count: combined.count, avg: combined.mean, p50: figure(0.5), p95: figure(0.95), p99: figure(0.99) };
+}
+
+function increaseSum(seriesList: readonly SeriesWindow[]): number {
+  let total = 0;
+  for (const series of seriesList) {
+    const increase = counterIncrease(series.samples);
+    if (!Number.isNaN(increase)) total += increase;
+  }
+  return total;
+}
+
+function modelStats(model: string, seriesList: readonly SeriesWindow[]): ModelStats {
+  const byQuantity = new Map<Quantity, SeriesWindow[]>();
+  const engines = new Set<string>();
+  for (const series of seriesList) {
+    const quantity = quantityOf(series);
+    if (quantity === null) continue;
+    if (series.labels.engine !== undefined) engines.add(series.labels.engine);
+    const list = byQuantity.get(quantity) ?? [];
+    list.push(series);
+    byQuantity.set(quantity, list);
+  }
+  const of = (quantity: Quantity): SeriesWindow[] => byQuantity.get(quantity) ?? [];
+
+  const finished: Record<string, number> = {};
+  for (const series of of("finished")) {
+    const reason = series.labels.finished_reason ?? "unknown";
+    const increase = counterIncrease(series.samples);
+    finished[reason] = (finished[reason] ?? 0) + (Number.isNaN(increase) ? 0 : increase);
+  }
+  return {
+    model,
+    engines: [...engines].sort(),
+    kvCacheUsagePercent: gaugeStats(combineByScrape(of("kv"), "mean"), 100),
+    runningRequests: gaugeStats(combineByScrape(of("running"), "sum"), 1),
+    waitingRequests: gaugeStats(combineByScrape(of("waiting"), "sum"), 1),
+    queueTimeSeconds: latencyStats(of("queue")),
+    timeToFirstTokenSeconds: latencyStats(of("ttft")),
+    e2eLatencySeconds: latencyStats(of("e2e")),
+    interTokenLatencySeconds: latencyStats(of("itl")),
+    generationTokensPerSecond: rateStats(of("generation")),
+    promptTokensPerSecond: rateStats(of("prompt")),
+    preemptions: increaseSum(of("preemptions")),
+    finishedRequestsByReason: finished,
+  };
+}
+
+/** Computes the stats of one container over a window. */
+export function containerStats(db: DatabaseSync, container: string, window: TimeWindow): ContainerStats {
+  const names = [...NAMES_BY_QUANTITY.values()].flat();
+  const seriesList = loadSeriesWindows(db, container, names, window);
+  const byModel = new Map<string, SeriesWindow[]>();
+  for (const series of seriesList) {
+    const model = series.labels.model_name ?? NO_MODEL;
+    const list = byModel.get(model) ?? [];
+    list.push(series);
+    byModel.set(model, list);
+  }
+  const models = [...byModel.keys()].sort().map((model) => modelStats(model, byModel.get(model)!));
+  return { container, window, scrapeHealth: loadScrapeHealth(db, container, window), models };
+}
