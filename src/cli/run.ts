@@ -10,6 +10,18 @@ import { LogFollower } from "../logs/follower.ts";
 import { Scraper } from "../metrics/scraper.ts";
 import { type MetricsStore, openStore } from "../metrics/store.ts";
 
+/** Time between runs of metrics retention after the one at start. */
+const RETENTION_INTERVAL_MS = 3_600_000;
+
+async function deleteExpiredSamples(store: MetricsStore, retentionDays: number, logger: Logger): Promise<void> {
+  try {
+    const deleted = await store.deleteBefore(Date.now() - retentionDays * 86_400_000);
+    if (deleted > 0) logger.info("Deleted samples past retention", { samples: deleted, retention_days: retentionDays });
+  } catch (error) {
+    logger.warn("Metrics retention failed; retrying in an hour", { err: errorMessage(error) });
+  }
+}
+
 /** Options of {@linkcode runDaemon}. */
 export interface RunOptions {
   logger: Logger;
@@ -33,6 +45,11 @@ export async function runDaemon(config: LoggerConfig, options: RunOptions): Prom
           command: container.logsCommand,
           logDir: container.logDir,
           logger,
+          maintenance: {
+            compression: config.compression,
+            compressAfterDays: config.compressAfterDays,
+            retentionDays: config.retentionDays,
+          },
         }),
       );
     }
@@ -57,6 +74,11 @@ export async function runDaemon(config: LoggerConfig, options: RunOptions): Prom
   });
   for (const follower of followers) await follower.start();
   for (const scraper of scrapers) scraper.start();
+  let retention: Promise<void> = Promise.resolve();
+  const retentionTimer = store === null ? undefined : setInterval(() => {
+    retention = retention.then(() => deleteExpiredSamples(store!, config.metricsRetentionDays, logger));
+  }, RETENTION_INTERVAL_MS);
+  if (store !== null) retention = deleteExpiredSamples(store, config.metricsRetentionDays, logger);
 
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
@@ -64,6 +86,8 @@ export async function runDaemon(config: LoggerConfig, options: RunOptions): Prom
   });
 
   logger.info("Stopping: writing what is held");
+  clearInterval(retentionTimer);
+  await retention;
   const results = await Promise.allSettled([
     ...followers.map((follower) => follower.stop()),
     ...scrapers.map((scraper) => scraper.stop()),

@@ -111,6 +111,11 @@ export class DayFileWriter {
     return this.#dir;
   }
 
+  /** Days (`YYYY-MM-DD`) whose files are open for appending. */
+  openDays(): Set<string> {
+    return new Set([...this.#files.keys()].map((name) => name.slice(0, 10)));
+  }
+
   /**
    * Appends serialised lines, grouped by day file, each group in one write.
    * Returns when the bytes are in the files (not necessarily fsynced).

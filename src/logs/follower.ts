@@ -10,6 +10,7 @@ import { errorMessage, type Logger } from "../log.ts";
 import { DayFileWriter, dayFileName, eventRecord, repairTornLines } from "./day_files.ts";
 import { EventGrouper } from "./event_grouper.ts";
 import { LineSplitter } from "./line_splitter.ts";
+import { maintainDayFiles, type MaintenanceOptions } from "./maintenance.ts";
 import { ResumeState } from "./resume.ts";
 import type { LogEvent, RawLine, StreamName } from "./types.ts";
 
@@ -29,6 +30,10 @@ export interface LogFollowerOptions {
   initialBackoffMs?: number;
   /** @default 30000 */
   maxBackoffMs?: number;
+  /** Compression and retention of day files; none when omitted. */
+  maintenance?: MaintenanceOptions;
+  /** Time between maintenance runs after the one at start. @default 1 hour */
+  maintenanceIntervalMs?: number;
 }
 
 /** Counters of one follower, for tests and health output. */
@@ -79,7 +84,10 @@ export function splitDockerTimestamp(line: string): { timestamp: string; text: s
 /** Runs and restarts the logs command of one container until stopped. */
 export class LogFollower {
   readonly counters: FollowerCounters = { linesRead: 0, eventsWritten: 0, duplicatesSkipped: 0, restarts: 0 };
-  readonly #options: Required<Omit<LogFollowerOptions, "logger">>;
+  readonly #options: Required<Omit<LogFollowerOptions, "logger" | "maintenance">>;
+  readonly #maintenance: MaintenanceOptions | undefined;
+  #maintenanceTimer: ReturnType<typeof setInterval> | undefined;
+  #maintaining: Promise<void> = Promise.resolve();
   readonly #log: Logger;
   readonly #writer: DayFileWriter;
   #state = new ResumeState();
@@ -96,8 +104,10 @@ export class LogFollower {
       quietFlushMs: 1000,
       initialBackoffMs: 1000,
       maxBackoffMs: 30_000,
+      maintenanceIntervalMs: 3_600_000,
       ...options,
     };
+    this.#maintenance = options.maintenance;
     this.#log = options.logger.child({ container: options.container });
     this.#writer = new DayFileWriter(options.logDir);
   }
@@ -112,12 +122,34 @@ export class LogFollower {
       });
     }
     this.#state = await ResumeState.fromDirectory(this.#options.logDir);
+    if (this.#maintenance !== undefined) {
+      await this.#maintain();
+      this.#maintenanceTimer = setInterval(() => {
+        this.#maintaining = this.#maintaining.then(() => this.#maintain());
+      }, this.#options.maintenanceIntervalMs);
+    }
     this.#loop ??= this.#run();
+  }
+
+  /** Compresses and deletes old day files; a failure is logged and retried next time. */
+  async #maintain(): Promise<void> {
+    try {
+      const result = await maintainDayFiles(this.#options.logDir, {
+        ...this.#maintenance!,
+        activeDays: this.#writer.openDays(),
+      });
+      for (const path of result.compressed) this.#log.info("Compressed day file", { path });
+      for (const path of result.deleted) this.#log.info("Deleted day file past retention", { path });
+      for (const path of result.recovered) this.#log.warn("Cleaned up after an interrupted compression", { path });
+    } catch (error) {
+      this.#log.error("Day file maintenance failed", { err: errorMessage(error), dir: this.#options.logDir });
+    }
   }
 
   /** Stops the logs command, writes every held event, and closes the files. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearInterval(this.#maintenanceTimer);
     this.#wake?.();
     try {
       this.#child?.kill("SIGTERM");
@@ -125,6 +157,7 @@ export class LogFollower {
       // The process has already exited.
     }
     await this.#loop;
+    await this.#maintaining;
     await this.#flushQueue();
     await this.#writer.sync();
     this.#writer.close();

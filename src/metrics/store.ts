@@ -13,7 +13,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { MetricType, Sample } from "./exposition/types.ts";
+import type { Sample } from "./exposition/types.ts";
 
 /** Version of the schema below, kept in `PRAGMA user_version`. */
 export const SCHEMA_VERSION = 1;
@@ -138,6 +138,38 @@ export class MetricsStore {
     }
   }
 
+  /**
+   * Deletes scrapes that started before `cutoffMs` and their samples, a few
+   * series per transaction so a concurrent scrape never waits long. Returns
+   * the number of samples deleted.
+   */
+  async deleteBefore(cutoffMs: number, seriesPerBatch = 50): Promise<number> {
+    const row = this.db.prepare("SELECT max(id) AS id FROM scrapes WHERE timestamp < ?").get(cutoffMs) as {
+      id: number | null;
+    };
+    if (row.id === null) return 0;
+    const lastId = row.id;
+    const seriesIds = (this.db.prepare("SELECT id FROM series").all() as { id: number }[]).map((r) => r.id);
+    const deleteSamples = this.db.prepare("DELETE FROM samples WHERE series_id = ? AND scrape_id <= ?");
+    let deleted = 0;
+    for (let start = 0; start < seriesIds.length; start += seriesPerBatch) {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        for (const id of seriesIds.slice(start, start + seriesPerBatch)) {
+          deleted += Number(deleteSamples.run(id, lastId).changes);
+        }
+        this.db.exec("COMMIT");
+      } catch (error) {
+        this.db.exec("ROLLBACK");
+        throw error;
+      }
+      // Let scrapes and other processes take the write lock between batches.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    this.db.prepare("DELETE FROM scrapes WHERE id <= ?").run(lastId);
+    return deleted;
+  }
+
   close(): void {
     this.db.close();
   }
@@ -232,6 +264,3 @@ function migrate(db: DatabaseSync): void {
     throw error;
   }
 }
-
-/** Metric type stored for a series. */
-export type StoredMetricType = MetricType;

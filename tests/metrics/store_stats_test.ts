@@ -151,3 +151,20 @@ Deno.test("resolveMetricNames maps short and renamed names", async (t) => {
     });
   }
 });
+
+Deno.test("deleteBefore removes old scrapes and their samples only", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/metrics.db`;
+  await storeFixture(path, "metrics-v1-idle.prom", IDLE_MS);
+  await storeFixture(path, "metrics-v1-busy.prom", BUSY_MS);
+  const store = openStore(path);
+  const deleted = await store.deleteBefore(BUSY_MS, 7);
+  assert.equal(deleted, 449);
+  const remaining = store.db.prepare("SELECT DISTINCT timestamp FROM metrics").all() as { timestamp: number }[];
+  assert.deepEqual(remaining.map((row) => row.timestamp), [BUSY_MS]);
+  const scrapes = store.db.prepare("SELECT count(*) AS n FROM scrapes").get() as { n: number };
+  assert.equal(scrapes.n, 1);
+  assert.equal(await store.deleteBefore(IDLE_MS), 0);
+  store.close();
+  await Deno.remove(dir, { recursive: true });
+});

@@ -1,0 +1,122 @@
+/**
+ * Compression and retention of day files. Ages are counted in days from the
+ * newest day file of the container, that is from Docker's timestamps, never
+ * from the logger's clock, so a wrong host clock cannot delete fresh files.
+ *
+ * Compression is crash-safe: the `.gz` is written under a temporary name,
+ * fsynced and renamed, and only then is the original removed. A crash leaves
+ * either the original alone, or the original and an identical `.gz`; the
+ * next run removes the temporary file or the duplicate original.
+ *
+ * @module
+ */
+
+const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.jsonl(\.gz)?$/;
+const TEMPORARY_SUFFIX = ".tmp";
+
+/** Options of {@linkcode maintainDayFiles}. */
+export interface MaintenanceOptions {
+  compression: "gzip" | "none";
+  compressAfterDays: number;
+  retentionDays: number;
+  /**
+   * Day (`YYYY-MM-DD`) ages are counted from. @default the newest day file's date
+   */
+  referenceDay?: string;
+  /** Days whose files are open for writing; they are left alone. */
+  activeDays?: ReadonlySet<string>;
+}
+
+/** What one maintenance run did. */
+export interface MaintenanceResult {
+  compressed: string[];
+  deleted: string[];
+  /** Leftovers of an interrupted earlier run that were cleaned up. */
+  recovered: string[];
+}
+
+function dayNumber(day: string): number {
+  return Date.parse(`${day}T00:00:00Z`) / 86_400_000;
+}
+
+async function gzipFile(source: string, target: string): Promise<void> {
+  const temporary = target + TEMPORARY_SUFFIX;
+  {
+    const input = await Deno.open(source, { read: true });
+    using output = await Deno.open(temporary, { write: true, create: true, truncate: true, mode: 0o640 });
+    // The readable stream closes the input file when it ends.
+    for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
+      let offset = 0;
+      while (offset < chunk.length) offset += await output.write(chunk.subarray(offset));
+    }
+    await output.sync();
+  }
+  await Deno.rename(temporary, target);
+  await Deno.remove(source);
+}
+
+async function gunzipToText(path: string): Promise<string> {
+  using file = await Deno.open(path, { read: true });
+  return await new Response(file.readable.pipeThrough(new DecompressionStream("gzip"))).text();
+}
+
+/**
+ * Compresses and deletes day files of one directory. The newest day file
+ * (the one being written) is never touched.
+ */
+export async function maintainDayFiles(dir: string, options: MaintenanceOptions): Promise<MaintenanceResult> {
+  const result: MaintenanceResult = { compressed: [], deleted: [], recovered: [] };
+  const plain = new Set<string>();
+  const compressed = new Set<string>();
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile) continue;
+      if (entry.name.endsWith(`.jsonl.gz${TEMPORARY_SUFFIX}`)) {
+        // An interrupted compression: the original is still there.
+        await Deno.remove(`${dir}/${entry.name}`);
+        result.recovered.push(entry.name);
+        continue;
+      }
+      const match = DAY_FILE.exec(entry.name);
+      if (match === null) continue;
+      (match[2] === undefined ? plain : compressed).add(match[1]!);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return result;
+    throw error;
+  }
+
+  const days = [...new Set([...plain, ...compressed])].sort();
+  const newest = days.at(-1);
+  if (newest === undefined) return result;
+  const reference = dayNumber(options.referenceDay ?? newest);
+
+  for (const day of days) {
+    if (day === newest || options.activeDays?.has(day)) continue;
+    const age = reference - dayNumber(day);
+    const plainPath = `${dir}/${day}.jsonl`;
+    const gzPath = `${plainPath}.gz`;
+    if (age > options.retentionDays) {
+      for (const [present, path] of [[plain.has(day), plainPath], [compressed.has(day), gzPath]] as const) {
+        if (!present) continue;
+        await Deno.remove(path);
+        result.deleted.push(path);
+      }
+      continue;
+    }
+    if (plain.has(day) && compressed.has(day)) {
+      // Either a crash between rename and remove (identical content), or
+      // events for that day arrived after compression (kept uncompressed).
+      if (await gunzipToText(gzPath) === await Deno.readTextFile(plainPath)) {
+        await Deno.remove(plainPath);
+        result.recovered.push(plainPath);
+      }
+      continue;
+    }
+    if (options.compression === "gzip" && plain.has(day) && age > options.compressAfterDays) {
+      await gzipFile(plainPath, gzPath);
+      result.compressed.push(plainPath);
+    }
+  }
+  return result;
+}
