@@ -20,6 +20,8 @@ for (const [name, value] of Object.entries(figures)) {
   ok &&= good;
 }
 if (!ok) {
-  console.error("The demo did not produce the expected figures; see demo/logger.log");
+  console.error(
+    "The demo did not produce the expected figures; see demo/logger.log",
+  );
   Deno.exit(1);
 }

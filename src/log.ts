@@ -47,7 +47,9 @@ function writeStderr(line: string): void {
 /** Turns any thrown value into a one-line message for the `err` field. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) {
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+    const cause = error.cause instanceof Error
+      ? `: ${error.cause.message}`
+      : "";
     return error.message + cause;
   }
   return String(error);

@@ -6,7 +6,12 @@
  */
 import { type Command, Option } from "commander";
 import { loadConfigFile } from "../config/config.ts";
-import { findDayFiles, formatRecord, LEVELS, searchLogs } from "../logs/search.ts";
+import {
+  findDayFiles,
+  formatRecord,
+  LEVELS,
+  searchLogs,
+} from "../logs/search.ts";
 import { parsePositiveInteger, UsageError } from "./options.ts";
 import { writeStdout } from "./output.ts";
 import { resolveWindow, type WindowFlags } from "./time_window.ts";
@@ -40,20 +45,44 @@ async function logRoot(flags: LogsFlags): Promise<string> {
 export function addLogsCommand(program: Command): void {
   program
     .command("logs")
-    .description("search captured logs (.jsonl and .jsonl.gz) by container, time, level and text")
-    .option("--dir <dir>", "output directory with one folder per container, or one container's folder")
-    .option("--config <file>", "read log_capture.output_dir from this configuration instead of --dir")
-    .option("--container <name...>", "only these containers (default: all)")
-    .option("--last <duration>", "window ending now (or at --until), e.g. 15m, 1h, 7d (default: all time)")
-    .option("--since <time>", "window start: RFC 3339, a date, Unix seconds, or a duration ago")
-    .option("--until <time>", "window end, same forms as --since (default: now)")
-    .addOption(
-      new Option("--level <level>", "lowest level shown").choices([...LEVELS]).argParser((value) =>
-        value.toUpperCase()
-      ),
+    .description(
+      "search captured logs (.jsonl and .jsonl.gz) by container, time, level and text",
     )
-    .option("--grep <text>", "only events whose message contains this text (case-insensitive)")
-    .addOption(new Option("--format <format>", "output format").choices(["jsonl", "text"]).default("jsonl"))
+    .option(
+      "--dir <dir>",
+      "output directory with one folder per container, or one container's folder",
+    )
+    .option(
+      "--config <file>",
+      "read log_capture.output_dir from this configuration instead of --dir",
+    )
+    .option("--container <name...>", "only these containers (default: all)")
+    .option(
+      "--last <duration>",
+      "window ending now (or at --until), e.g. 15m, 1h, 7d (default: all time)",
+    )
+    .option(
+      "--since <time>",
+      "window start: RFC 3339, a date, Unix seconds, or a duration ago",
+    )
+    .option(
+      "--until <time>",
+      "window end, same forms as --since (default: now)",
+    )
+    .addOption(
+      new Option("--level <level>", "lowest level shown").choices([...LEVELS])
+        .argParser((value) => value.toUpperCase()),
+    )
+    .option(
+      "--grep <text>",
+      "only events whose message contains this text (case-insensitive)",
+    )
+    .addOption(
+      new Option("--format <format>", "output format").choices([
+        "jsonl",
+        "text",
+      ]).default("jsonl"),
+    )
     .option("--limit <n>", "stop after this many events", parsePositiveInteger)
     .addHelpText(
       "after",
@@ -70,7 +99,9 @@ Examples:
       try {
         files = await findDayFiles(root);
       } catch (error) {
-        if (error instanceof Deno.errors.NotFound) throw new UsageError(`log directory "${root}" not found`);
+        if (error instanceof Deno.errors.NotFound) {
+          throw new UsageError(`log directory "${root}" not found`);
+        }
         throw error;
       }
       let count = 0;
@@ -84,7 +115,9 @@ Examples:
           text: flags.grep ?? null,
         })
       ) {
-        buffer += (flags.format === "text" ? formatRecord(match.record) : match.line) + "\n";
+        buffer +=
+          (flags.format === "text" ? formatRecord(match.record) : match.line) +
+          "\n";
         count++;
         if (buffer.length > 64 * 1024) {
           if (!await writeStdout(buffer)) return;

@@ -23,7 +23,11 @@ function buildProgram(exitCode: { value: number }): Command {
       "Capture vLLM container logs into daily JSONL files, scrape vLLM's /metrics into SQLite,\n" +
         "and report KV-cache usage, latency percentiles and tokens/s from them.",
     )
-    .version(`horos_vllm_logger ${VERSION} (Deno ${Deno.version.deno})`, "-V, --version", "print the version")
+    .version(
+      `horos_vllm_logger ${VERSION} (Deno ${Deno.version.deno})`,
+      "-V, --version",
+      "print the version",
+    )
     .helpCommand(true)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
@@ -45,9 +49,13 @@ Examples:
   addMetricsCommands(program, exitCode);
   addLogsCommand(program);
   addSimulateCommand(program, exitCode);
-  program.command("version").description("print the version and the Deno version it was built with").action(
+  program.command("version").description(
+    "print the version and the Deno version it was built with",
+  ).action(
     async () => {
-      await writeStdout(`horos_vllm_logger ${VERSION} (Deno ${Deno.version.deno})\n`);
+      await writeStdout(
+        `horos_vllm_logger ${VERSION} (Deno ${Deno.version.deno})\n`,
+      );
     },
   );
   return program;
@@ -56,7 +64,10 @@ Examples:
 /** Inserts `run` when the arguments start with one of the daemon's flags. */
 export function withImpliedRun(args: readonly string[]): string[] {
   const first = args[0];
-  if (first !== undefined && RUN_FLAGS.some((flag) => first === flag || first.startsWith(`${flag}=`))) {
+  if (
+    first !== undefined &&
+    RUN_FLAGS.some((flag) => first === flag || first.startsWith(`${flag}=`))
+  ) {
     return ["run", ...args];
   }
   return [...args];
@@ -72,7 +83,10 @@ export async function main(args: readonly string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are successes; every other parse error is a usage error.
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return EXIT_OK;
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version"
+      ) return EXIT_OK;
       if (error.code === "commander.help") return EXIT_OK;
       return EXIT_USAGE;
     }
@@ -82,7 +96,9 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     if (error instanceof UsageError || error instanceof SyntaxError) {
       writeStderr(`error: ${error.message}`);
-      if (error instanceof UsageError && error.hint !== undefined) writeStderr(`example: ${error.hint}`);
+      if (error instanceof UsageError && error.hint !== undefined) {
+        writeStderr(`example: ${error.hint}`);
+      }
       return EXIT_USAGE;
     }
     writeStderr(`error: ${errorMessage(error)}`);

@@ -42,17 +42,29 @@ async function openDatabase(flags: DatabaseFlags): Promise<MetricsStore> {
 function addDatabaseOptions(command: Command): Command {
   return command
     .option("--db <file>", "SQLite file written by the logger")
-    .option("--config <file>", "read the database path from this configuration instead of --db");
+    .option(
+      "--config <file>",
+      "read the database path from this configuration instead of --db",
+    );
 }
 
-function addWindowOptions(command: Command, defaultLast: string | null): Command {
+function addWindowOptions(
+  command: Command,
+  defaultLast: string | null,
+): Command {
   const lastHelp = defaultLast === null
     ? "window ending now (or at --until), e.g. 15m, 1h, 7d (default: all time)"
     : `window ending now (or at --until), e.g. 15m, 1h, 7d (default: ${defaultLast})`;
   return command
     .option("--last <duration>", lastHelp)
-    .option("--since <time>", "window start: RFC 3339, a date, Unix seconds, or a duration ago (conflicts with --last)")
-    .option("--until <time>", "window end, same forms as --since (default: now)");
+    .option(
+      "--since <time>",
+      "window start: RFC 3339, a date, Unix seconds, or a duration ago (conflicts with --last)",
+    )
+    .option(
+      "--until <time>",
+      "window end, same forms as --since (default: now)",
+    );
 }
 
 interface StatsFlags extends DatabaseFlags, WindowFlags {
@@ -67,17 +79,32 @@ interface ExportFlags extends DatabaseFlags, WindowFlags {
 }
 
 /** Adds `metrics` and its subcommands to the program. */
-export function addMetricsCommands(program: Command, _exitCode: { value: number }): void {
-  const metrics = program.command("metrics").description("read the metrics database: stats, export, list");
+export function addMetricsCommands(
+  program: Command,
+  _exitCode: { value: number },
+): void {
+  const metrics = program.command("metrics").description(
+    "read the metrics database: stats, export, list",
+  );
 
   const stats = metrics
     .command("stats")
-    .description("KV-cache usage, queue time, latency percentiles and tokens/s per container and model")
-    .option("--container <name>", "only this container (default: every container in the database)");
+    .description(
+      "KV-cache usage, queue time, latency percentiles and tokens/s per container and model",
+    )
+    .option(
+      "--container <name>",
+      "only this container (default: every container in the database)",
+    );
   addWindowOptions(stats, "1h");
   addDatabaseOptions(stats);
   stats
-    .addOption(new Option("--format <format>", "output format").choices(["table", "json"]).default("table"))
+    .addOption(
+      new Option("--format <format>", "output format").choices([
+        "table",
+        "json",
+      ]).default("table"),
+    )
     .addHelpText(
       "after",
       `
@@ -94,10 +121,18 @@ Examples:
       const window = resolveWindow(flags, Date.now(), "1h");
       const store = await openDatabase(flags);
       try {
-        const containers = flags.container === undefined ? listContainers(store.db) : [flags.container];
-        const results = containers.map((container) => containerStats(store.db, container, window));
-        const text = flags.format === "json" ? statsToJson(results) + "\n" : statsToTable(results);
-        await writeStdout(text === "" ? "no containers in the database\n" : text);
+        const containers = flags.container === undefined
+          ? listContainers(store.db)
+          : [flags.container];
+        const results = containers.map((container) =>
+          containerStats(store.db, container, window)
+        );
+        const text = flags.format === "json"
+          ? statsToJson(results) + "\n"
+          : statsToTable(results);
+        await writeStdout(
+          text === "" ? "no containers in the database\n" : text,
+        );
       } finally {
         store.close();
       }
@@ -105,14 +140,26 @@ Examples:
 
   const exportCommand = metrics
     .command("export")
-    .description("stream stored samples of one metric as CSV, JSON lines or OpenMetrics text")
-    .requiredOption("--metric <name>", "metric or family name; short names work (kv_cache_usage_perc)")
-    .option("--container <name>", "only this container (default: every container)");
+    .description(
+      "stream stored samples of one metric as CSV, JSON lines or OpenMetrics text",
+    )
+    .requiredOption(
+      "--metric <name>",
+      "metric or family name; short names work (kv_cache_usage_perc)",
+    )
+    .option(
+      "--container <name>",
+      "only this container (default: every container)",
+    );
   addWindowOptions(exportCommand, null);
   addDatabaseOptions(exportCommand);
   exportCommand
     .addOption(
-      new Option("--format <format>", "output format").choices(["csv", "jsonl", "openmetrics"]).default("csv"),
+      new Option("--format <format>", "output format").choices([
+        "csv",
+        "jsonl",
+        "openmetrics",
+      ]).default("csv"),
     )
     .addHelpText(
       "after",
@@ -132,7 +179,11 @@ Examples:
       try {
         await exportSamples(
           store.db,
-          { names: resolveMetricNames(flags.metric), container: flags.container ?? null, window },
+          {
+            names: resolveMetricNames(flags.metric),
+            container: flags.container ?? null,
+            window,
+          },
           flags.format,
           writeStdout,
         );
@@ -156,7 +207,8 @@ Examples:
       const container = flags.container ?? null;
       let text = "";
       for (const row of statement.iterate(container, container)) {
-        const { container: name, metric_name, metric_type, labels } = row as Record<string, string>;
+        const { container: name, metric_name, metric_type, labels } =
+          row as Record<string, string>;
         text += `${name}\t${metric_name}\t${metric_type}\t${labels}\n`;
         if (text.length > 64 * 1024) {
           if (!await writeStdout(text)) return;

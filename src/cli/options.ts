@@ -21,7 +21,9 @@ export class UsageError extends Error {
 export function parsePositiveInteger(value: string): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number <= 0) {
-    throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
+    throw new InvalidArgumentError(
+      `expected a positive whole number, got "${value}"`,
+    );
   }
   return number;
 }
@@ -30,7 +32,9 @@ export function parsePositiveInteger(value: string): number {
 export function parsePositiveNumber(value: string): number {
   const number = Number(value);
   if (!Number.isFinite(number) || number <= 0) {
-    throw new InvalidArgumentError(`expected a positive number, got "${value}"`);
+    throw new InvalidArgumentError(
+      `expected a positive number, got "${value}"`,
+    );
   }
   return number;
 }

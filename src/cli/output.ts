@@ -12,7 +12,9 @@ export async function writeStdout(text: string): Promise<boolean> {
   const bytes = encoder.encode(text);
   let offset = 0;
   try {
-    while (offset < bytes.length) offset += await Deno.stdout.write(bytes.subarray(offset));
+    while (offset < bytes.length) {
+      offset += await Deno.stdout.write(bytes.subarray(offset));
+    }
   } catch (error) {
     if (error instanceof Deno.errors.BrokenPipe) return false;
     throw error;
@@ -24,5 +26,7 @@ export async function writeStdout(text: string): Promise<boolean> {
 export function writeStderr(text: string): void {
   const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);
   let offset = 0;
-  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  while (offset < bytes.length) {
+    offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  }
 }

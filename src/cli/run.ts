@@ -13,12 +13,25 @@ import { type MetricsStore, openStore } from "../metrics/store.ts";
 /** Time between runs of metrics retention after the one at start. */
 const RETENTION_INTERVAL_MS = 3_600_000;
 
-async function deleteExpiredSamples(store: MetricsStore, retentionDays: number, logger: Logger): Promise<void> {
+async function deleteExpiredSamples(
+  store: MetricsStore,
+  retentionDays: number,
+  logger: Logger,
+): Promise<void> {
   try {
-    const deleted = await store.deleteBefore(Date.now() - retentionDays * 86_400_000);
-    if (deleted > 0) logger.info("Deleted samples past retention", { samples: deleted, retention_days: retentionDays });
+    const deleted = await store.deleteBefore(
+      Date.now() - retentionDays * 86_400_000,
+    );
+    if (deleted > 0) {
+      logger.info("Deleted samples past retention", {
+        samples: deleted,
+        retention_days: retentionDays,
+      });
+    }
   } catch (error) {
-    logger.warn("Metrics retention failed; retrying in an hour", { err: errorMessage(error) });
+    logger.warn("Metrics retention failed; retrying in an hour", {
+      err: errorMessage(error),
+    });
   }
 }
 
@@ -30,7 +43,10 @@ export interface RunOptions {
 }
 
 /** Runs followers and scrapers until `signal` aborts, then shuts them down cleanly. */
-export async function runDaemon(config: LoggerConfig, options: RunOptions): Promise<void> {
+export async function runDaemon(
+  config: LoggerConfig,
+  options: RunOptions,
+): Promise<void> {
   const { logger, signal } = options;
   let store: MetricsStore | null = null;
   if (config.dbPath !== null) store = openStore(config.dbPath);
@@ -76,9 +92,17 @@ export async function runDaemon(config: LoggerConfig, options: RunOptions): Prom
   for (const scraper of scrapers) scraper.start();
   let retention: Promise<void> = Promise.resolve();
   const retentionTimer = store === null ? undefined : setInterval(() => {
-    retention = retention.then(() => deleteExpiredSamples(store!, config.metricsRetentionDays, logger));
+    retention = retention.then(() =>
+      deleteExpiredSamples(store!, config.metricsRetentionDays, logger)
+    );
   }, RETENTION_INTERVAL_MS);
-  if (store !== null) retention = deleteExpiredSamples(store, config.metricsRetentionDays, logger);
+  if (store !== null) {
+    retention = deleteExpiredSamples(
+      store,
+      config.metricsRetentionDays,
+      logger,
+    );
+  }
 
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
@@ -93,7 +117,11 @@ export async function runDaemon(config: LoggerConfig, options: RunOptions): Prom
     ...scrapers.map((scraper) => scraper.stop()),
   ]);
   for (const result of results) {
-    if (result.status === "rejected") logger.error("Shutdown step failed", { err: errorMessage(result.reason) });
+    if (result.status === "rejected") {
+      logger.error("Shutdown step failed", {
+        err: errorMessage(result.reason),
+      });
+    }
   }
   store?.close();
   logger.info("Logger stopped");

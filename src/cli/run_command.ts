@@ -5,13 +5,29 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import { configFromFlags, type FlagOptions, loadConfigFile, type LoggerConfig } from "../config/config.ts";
+import {
+  configFromFlags,
+  type FlagOptions,
+  loadConfigFile,
+  type LoggerConfig,
+} from "../config/config.ts";
 import { Logger, type LogLevel } from "../log.ts";
-import { parsePositiveInteger, parsePositiveNumber, UsageError } from "./options.ts";
+import {
+  parsePositiveInteger,
+  parsePositiveNumber,
+  UsageError,
+} from "./options.ts";
 import { runDaemon } from "./run.ts";
 
 /** Flags that make a bare invocation mean `run`. */
-export const RUN_FLAGS = ["--container", "--metrics-port", "--metrics-url", "--log-dir", "--db", "--config"];
+export const RUN_FLAGS = [
+  "--container",
+  "--metrics-port",
+  "--metrics-url",
+  "--log-dir",
+  "--db",
+  "--config",
+];
 
 interface RunFlags extends FlagOptions {
   config?: string;
@@ -20,7 +36,8 @@ interface RunFlags extends FlagOptions {
 
 /** Resolves the configuration from `--config` or from the flag form, not both. */
 export async function configForRun(flags: RunFlags): Promise<LoggerConfig> {
-  const flagForm = flags.container ?? flags.metricsPort ?? flags.metricsUrl ?? flags.logDir ?? flags.db;
+  const flagForm = flags.container ?? flags.metricsPort ?? flags.metricsUrl ??
+    flags.logDir ?? flags.db;
   if (flags.config !== undefined) {
     if (flagForm !== undefined) {
       throw new UsageError(
@@ -40,7 +57,9 @@ export async function configForRun(flags: RunFlags): Promise<LoggerConfig> {
 }
 
 /** Waits for SIGTERM or SIGINT and aborts the returned signal. */
-function shutdownSignal(logger: Logger): { signal: AbortSignal; dispose: () => void } {
+function shutdownSignal(
+  logger: Logger,
+): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const handlers: [Deno.Signal, () => void][] = [];
   for (const name of ["SIGTERM", "SIGINT"] as const) {
@@ -54,26 +73,62 @@ function shutdownSignal(logger: Logger): { signal: AbortSignal; dispose: () => v
   return {
     signal: controller.signal,
     dispose: () => {
-      for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+      for (const [name, handler] of handlers) {
+        Deno.removeSignalListener(name, handler);
+      }
     },
   };
 }
 
 /** Adds `run` to the program. */
-export function addRunCommand(program: Command, _exitCode: { value: number }): void {
+export function addRunCommand(
+  program: Command,
+  _exitCode: { value: number },
+): void {
   program
     .command("run")
-    .description("follow container logs into daily JSONL files and scrape /metrics into SQLite until SIGTERM or SIGINT")
-    .option("--config <file>", "YAML configuration with several containers (see configs/vllm_logger.yaml)")
-    .option("--container <name>", "flag form: the container to follow and label samples with")
-    .option("--log-dir <dir>", "flag form: directory of the daily files <dir>/YYYY-MM-DD.jsonl")
-    .option("--metrics-port <port>", "flag form: scrape http://localhost:<port>/metrics (needs --db)", parsePositiveInteger)
-    .option("--metrics-url <url>", "flag form: scrape this URL instead of --metrics-port (needs --db)")
-    .option("--db <file>", "flag form: SQLite file to write; several loggers may share it")
-    .option("--interval-seconds <seconds>", "flag form: time between scrapes (default: 5)", parsePositiveNumber)
-    .option("--logs-stream <command>", 'flag form: command that streams the logs (default: "docker logs -f <name>")')
+    .description(
+      "follow container logs into daily JSONL files and scrape /metrics into SQLite until SIGTERM or SIGINT",
+    )
+    .option(
+      "--config <file>",
+      "YAML configuration with several containers (see configs/vllm_logger.yaml)",
+    )
+    .option(
+      "--container <name>",
+      "flag form: the container to follow and label samples with",
+    )
+    .option(
+      "--log-dir <dir>",
+      "flag form: directory of the daily files <dir>/YYYY-MM-DD.jsonl",
+    )
+    .option(
+      "--metrics-port <port>",
+      "flag form: scrape http://localhost:<port>/metrics (needs --db)",
+      parsePositiveInteger,
+    )
+    .option(
+      "--metrics-url <url>",
+      "flag form: scrape this URL instead of --metrics-port (needs --db)",
+    )
+    .option(
+      "--db <file>",
+      "flag form: SQLite file to write; several loggers may share it",
+    )
+    .option(
+      "--interval-seconds <seconds>",
+      "flag form: time between scrapes (default: 5)",
+      parsePositiveNumber,
+    )
+    .option(
+      "--logs-stream <command>",
+      'flag form: command that streams the logs (default: "docker logs -f <name>")',
+    )
     .addOption(
-      new Option("--log-level <level>", "lowest level of the program's own log on stderr")
+      new Option(
+        "--log-level <level>",
+        "lowest level of the program's own log on stderr",
+      )
         .choices(["debug", "info", "warn", "error"])
         .default("info"),
     )

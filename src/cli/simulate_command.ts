@@ -16,15 +16,40 @@ interface SimulateFlags {
 }
 
 /** Adds `simulate` to the program. */
-export function addSimulateCommand(program: Command, _exitCode: { value: number }): void {
+export function addSimulateCommand(
+  program: Command,
+  _exitCode: { value: number },
+): void {
   program
     .command("simulate")
-    .description("serve a simulated vLLM /metrics on 127.0.0.1 and print vLLM-format log lines")
-    .option("--port <port>", "port of http://127.0.0.1:<port>/metrics", parsePositiveInteger, 8001)
-    .option("--docker-root <dir>", "also store the log lines for the fake docker (scripts/fake-docker) under <dir>")
-    .option("--container <name>", "container name for --docker-root", "vllm-sim")
-    .option("--duration-seconds <seconds>", "stop after this long (default: until SIGTERM or SIGINT)", parsePositiveNumber)
-    .option("--seed <n>", "seed of the simulated workload", parsePositiveInteger)
+    .description(
+      "serve a simulated vLLM /metrics on 127.0.0.1 and print vLLM-format log lines",
+    )
+    .option(
+      "--port <port>",
+      "port of http://127.0.0.1:<port>/metrics",
+      parsePositiveInteger,
+      8001,
+    )
+    .option(
+      "--docker-root <dir>",
+      "also store the log lines for the fake docker (scripts/fake-docker) under <dir>",
+    )
+    .option(
+      "--container <name>",
+      "container name for --docker-root",
+      "vllm-sim",
+    )
+    .option(
+      "--duration-seconds <seconds>",
+      "stop after this long (default: until SIGTERM or SIGINT)",
+      parsePositiveNumber,
+    )
+    .option(
+      "--seed <n>",
+      "seed of the simulated workload",
+      parsePositiveInteger,
+    )
     .addHelpText(
       "after",
       `
@@ -41,9 +66,15 @@ Examples:
         await runSimulateCommand(
           {
             port: flags.port,
-            ...(flags.dockerRoot === undefined ? {} : { dockerRoot: flags.dockerRoot }),
-            ...(flags.container === undefined ? {} : { container: flags.container }),
-            ...(flags.durationSeconds === undefined ? {} : { durationSeconds: flags.durationSeconds }),
+            ...(flags.dockerRoot === undefined
+              ? {}
+              : { dockerRoot: flags.dockerRoot }),
+            ...(flags.container === undefined
+              ? {}
+              : { container: flags.container }),
+            ...(flags.durationSeconds === undefined
+              ? {}
+              : { durationSeconds: flags.durationSeconds }),
             ...(flags.seed === undefined ? {} : { seed: flags.seed }),
           },
           controller.signal,

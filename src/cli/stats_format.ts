@@ -3,7 +3,14 @@
  *
  * @module
  */
-import type { ContainerStats, GaugeStats, LatencyStats, ModelStats, QuantileFigure, RateStats } from "../metrics/stats.ts";
+import type {
+  ContainerStats,
+  GaugeStats,
+  LatencyStats,
+  ModelStats,
+  QuantileFigure,
+  RateStats,
+} from "../metrics/stats.ts";
 import { NO_MODEL } from "../metrics/stats.ts";
 
 /**
@@ -48,17 +55,38 @@ function quantile(figure: QuantileFigure): string {
 }
 
 function row(label: string, cells: string[]): string {
-  return `  ${label.padEnd(22)}${cells.map((cell) => cell.padEnd(18)).join("").trimEnd()}`;
+  // Cells line up in 18-column steps; a longer cell keeps two spaces after it.
+  const padded = cells.map((cell) =>
+    cell.padEnd(Math.ceil((cell.length + 2) / 18) * 18)
+  );
+  return `  ${label.padEnd(22)}${padded.join("").trimEnd()}`;
 }
 
-function gaugeRow(label: string, stats: GaugeStats, unit: string, digits: number): string {
-  const cell = (name: string, value: number) => `${name} ${number(value, digits)}${unit}`;
-  return row(label, [cell("avg", stats.avg), cell("max", stats.max), cell("min", stats.min), cell("last", stats.last)]);
+function gaugeRow(
+  label: string,
+  stats: GaugeStats,
+  unit: string,
+  digits: number,
+): string {
+  const cell = (name: string, value: number) =>
+    `${name} ${number(value, digits)}${unit}`;
+  return row(label, [
+    cell("avg", stats.avg),
+    cell("max", stats.max),
+    cell("min", stats.min),
+    cell("last", stats.last),
+  ]);
 }
 
-function latencyRow(label: string, stats: LatencyStats, unitName: string): string {
+function latencyRow(
+  label: string,
+  stats: LatencyStats,
+  unitName: string,
+): string {
   if (!(stats.count > 0)) {
-    return row(label, [Number.isNaN(stats.count) ? "no data" : `no ${unitName}`]);
+    return row(label, [
+      Number.isNaN(stats.count) ? "no data" : `no ${unitName}`,
+    ]);
   }
   return row(label, [
     `avg ${seconds(stats.avg)}`,
@@ -70,12 +98,18 @@ function latencyRow(label: string, stats: LatencyStats, unitName: string): strin
 }
 
 function rateRow(label: string, stats: RateStats): string {
-  return row(label, [`avg ${number(stats.avg, 1)}`, `max ${number(stats.max, 1)}`, `min ${number(stats.min, 1)}`]);
+  return row(label, [
+    `avg ${number(stats.avg, 1)}`,
+    `max ${number(stats.max, 1)}`,
+    `min ${number(stats.min, 1)}`,
+  ]);
 }
 
 function modelLines(model: ModelStats): string[] {
   const name = model.model === NO_MODEL ? "(no model_name label)" : model.model;
-  const engines = model.engines.length === 0 ? "" : ` (engine ${model.engines.join(", ")})`;
+  const engines = model.engines.length === 0
+    ? ""
+    : ` (engine ${model.engines.join(", ")})`;
   const finished = Object.entries(model.finishedRequestsByReason)
     .map(([reason, count]) => `${reason} ${number(count, 0)}`)
     .join(", ");
@@ -85,7 +119,11 @@ function modelLines(model: ModelStats): string[] {
     gaugeRow("Running requests", model.runningRequests, "", 1),
     gaugeRow("Waiting requests", model.waitingRequests, "", 1),
     latencyRow("Queue time", model.queueTimeSeconds, "requests"),
-    latencyRow("Time to first token", model.timeToFirstTokenSeconds, "requests"),
+    latencyRow(
+      "Time to first token",
+      model.timeToFirstTokenSeconds,
+      "requests",
+    ),
     latencyRow("E2E latency", model.e2eLatencySeconds, "requests"),
     latencyRow("Inter-token latency", model.interTokenLatencySeconds, "tokens"),
     rateRow("Generation tokens/s", model.generationTokensPerSecond),
@@ -104,7 +142,11 @@ export function statsToTable(stats: readonly ContainerStats[]): string {
   const lines: string[] = [];
   for (const entry of stats) {
     const health = entry.scrapeHealth;
-    lines.push(`${entry.container}  ${iso(entry.window.startMs)} to ${iso(entry.window.endMs)}`);
+    lines.push(
+      `${entry.container}  ${iso(entry.window.startMs)} to ${
+        iso(entry.window.endMs)
+      }`,
+    );
     lines.push(
       row("Scrapes", [
         `${health.scrapes} (up ${health.up}, down ${health.down})`,
@@ -113,8 +155,12 @@ export function statsToTable(stats: readonly ContainerStats[]): string {
         `parse errors ${health.parseErrors}`,
       ]),
     );
-    if (health.lastError !== null) lines.push(row("Last scrape error", [health.lastError]));
-    if (entry.models.length === 0) lines.push("  no vLLM samples in this window");
+    if (health.lastError !== null) {
+      lines.push(row("Last scrape error", [health.lastError]));
+    }
+    if (entry.models.length === 0) {
+      lines.push("  no vLLM samples in this window");
+    }
     for (const model of entry.models) lines.push(...modelLines(model));
     lines.push("");
   }

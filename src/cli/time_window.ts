@@ -28,7 +28,9 @@ export function parseDurationMs(text: string): number {
     consumed += match[0].length;
   }
   if (text === "" || consumed !== text.length || total <= 0) {
-    throw new SyntaxError(`Invalid duration "${text}": use a number and a unit (ms, s, m, h, d, w), e.g. 15m or 1h30m`);
+    throw new SyntaxError(
+      `Invalid duration "${text}": use a number and a unit (ms, s, m, h, d, w), e.g. 15m or 1h30m`,
+    );
   }
   return total;
 }
@@ -42,7 +44,9 @@ export function parseDurationMs(text: string): number {
 export function parseTimePointMs(text: string, nowMs: number): number {
   if (/^\d{9,11}(\.\d+)?$/.test(text)) return Number(text) * 1000;
   if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
-    const ms = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text);
+    const ms = Date.parse(
+      /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text,
+    );
     if (!Number.isNaN(ms)) return ms;
   }
   try {
@@ -73,18 +77,30 @@ export interface WindowFlags {
  *
  * @throws {SyntaxError} on an invalid value, on `--last` with `--since`, or an empty window
  */
-export function resolveWindow(flags: WindowFlags, nowMs: number, defaultLast: string | null): TimeWindow {
+export function resolveWindow(
+  flags: WindowFlags,
+  nowMs: number,
+  defaultLast: string | null,
+): TimeWindow {
   if (flags.last !== undefined && flags.since !== undefined) {
     throw new SyntaxError("--last conflicts with --since; pass one of them");
   }
-  const endMs = flags.until === undefined ? nowMs : parseTimePointMs(flags.until, nowMs);
+  const endMs = flags.until === undefined
+    ? nowMs
+    : parseTimePointMs(flags.until, nowMs);
   let startMs: number;
   if (flags.since !== undefined) startMs = parseTimePointMs(flags.since, nowMs);
-  else if (flags.last !== undefined) startMs = endMs - parseDurationMs(flags.last);
-  else if (defaultLast !== null) startMs = endMs - parseDurationMs(defaultLast);
-  else startMs = 0;
+  else if (flags.last !== undefined) {
+    startMs = endMs - parseDurationMs(flags.last);
+  } else if (defaultLast !== null) {
+    startMs = endMs - parseDurationMs(defaultLast);
+  } else startMs = 0;
   if (startMs > endMs) {
-    throw new SyntaxError(`The window is empty: its start ${new Date(startMs).toISOString()} is after its end`);
+    throw new SyntaxError(
+      `The window is empty: its start ${
+        new Date(startMs).toISOString()
+      } is after its end`,
+    );
   }
   return { startMs, endMs };
 }

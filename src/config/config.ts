@@ -125,7 +125,9 @@ export function splitCommand(command: string): string[] {
       inToken = true;
     }
   }
-  if (quote !== null) throw new SyntaxError(`Unclosed ${quote} quote in "${command}"`);
+  if (quote !== null) {
+    throw new SyntaxError(`Unclosed ${quote} quote in "${command}"`);
+  }
   if (inToken) args.push(current);
   return args;
 }
@@ -141,10 +143,14 @@ function formatKeyPath(path: readonly PropertyKey[]): string {
 
 function firstIssueError(file: string, error: z.ZodError): ConfigError {
   const issue = error.issues[0];
-  if (issue === undefined) return new ConfigError(file, "", "invalid configuration");
+  if (issue === undefined) {
+    return new ConfigError(file, "", "invalid configuration");
+  }
   if (issue.code === "unrecognized_keys") {
     const prefix = formatKeyPath(issue.path);
-    const keys = issue.keys.map((key) => prefix === "" ? key : `${prefix}.${key}`);
+    const keys = issue.keys.map((key) =>
+      prefix === "" ? key : `${prefix}.${key}`
+    );
     return new ConfigError(
       file,
       keys[0] ?? prefix,
@@ -155,15 +161,28 @@ function firstIssueError(file: string, error: z.ZodError): ConfigError {
 }
 
 /** Builds the logs command for a container from its `logs_stream` text. */
-function logsCommandFor(file: string, index: number, name: string, logsStream?: string): string[] {
+function logsCommandFor(
+  file: string,
+  index: number,
+  name: string,
+  logsStream?: string,
+): string[] {
   const keyPath = `containers[${index}].logs_stream`;
   let args: string[];
   try {
-    args = logsStream === undefined ? [...splitCommand(DEFAULT_LOGS_STREAM), name] : splitCommand(logsStream);
+    args = logsStream === undefined
+      ? [...splitCommand(DEFAULT_LOGS_STREAM), name]
+      : splitCommand(logsStream);
   } catch (error) {
     throw new ConfigError(file, keyPath, (error as Error).message);
   }
-  if (args.length === 0) throw new ConfigError(file, keyPath, "is empty; use for example \"docker logs -f NAME\"");
+  if (args.length === 0) {
+    throw new ConfigError(
+      file,
+      keyPath,
+      'is empty; use for example "docker logs -f NAME"',
+    );
+  }
   return args;
 }
 
@@ -172,9 +191,16 @@ function logsCommandFor(file: string, index: number, name: string, logsStream?: 
  *
  * @throws {ConfigError} naming the file, the key path and the fix
  */
-export function configFromDocument(file: string, document: unknown): LoggerConfig {
+export function configFromDocument(
+  file: string,
+  document: unknown,
+): LoggerConfig {
   if (document === null || document === undefined) {
-    throw new ConfigError(file, "", "the file is empty; see configs/vllm_logger.yaml for an example");
+    throw new ConfigError(
+      file,
+      "",
+      "the file is empty; see configs/vllm_logger.yaml for an example",
+    );
   }
   const result = fileSchema.safeParse(document);
   if (!result.success) throw firstIssueError(file, result.error);
@@ -183,7 +209,11 @@ export function configFromDocument(file: string, document: unknown): LoggerConfi
   const seen = new Set<string>();
   const containers = data.containers.map((entry, index): ContainerConfig => {
     if (seen.has(entry.name)) {
-      throw new ConfigError(file, `containers[${index}].name`, `"${entry.name}" is listed twice; give each container once`);
+      throw new ConfigError(
+        file,
+        `containers[${index}].name`,
+        `"${entry.name}" is listed twice; give each container once`,
+      );
     }
     seen.add(entry.name);
     return {
@@ -195,7 +225,10 @@ export function configFromDocument(file: string, document: unknown): LoggerConfi
   });
 
   const intervalMs = data.metrics_scraper.interval_seconds * 1000;
-  const timeoutMs = scrapeTimeoutMs(intervalMs, data.metrics_scraper.timeout_seconds);
+  const timeoutMs = scrapeTimeoutMs(
+    intervalMs,
+    data.metrics_scraper.timeout_seconds,
+  );
   if (timeoutMs >= intervalMs) {
     throw new ConfigError(
       file,
@@ -210,7 +243,9 @@ export function configFromDocument(file: string, document: unknown): LoggerConfi
     retentionDays: data.log_capture.retention_days,
     intervalMs,
     timeoutMs,
-    dbPath: containers.some((c) => c.metricsEndpoint !== null) ? data.metrics_scraper.db_path : null,
+    dbPath: containers.some((c) => c.metricsEndpoint !== null)
+      ? data.metrics_scraper.db_path
+      : null,
     metricsRetentionDays: data.metrics_scraper.retention_days,
     alertsFile: data.alerts_file ?? null,
     containers,
@@ -228,9 +263,17 @@ export async function loadConfigFile(path: string): Promise<LoggerConfig> {
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new ConfigError(path, "", "file not found; pass an existing file with --config");
+      throw new ConfigError(
+        path,
+        "",
+        "file not found; pass an existing file with --config",
+      );
     }
-    throw new ConfigError(path, "", `cannot be read: ${(error as Error).message}`);
+    throw new ConfigError(
+      path,
+      "",
+      `cannot be read: ${(error as Error).message}`,
+    );
   }
   let document: unknown;
   try {
@@ -238,7 +281,13 @@ export async function loadConfigFile(path: string): Promise<LoggerConfig> {
   } catch (error) {
     if (error instanceof YAMLParseError) {
       const line = error.linePos?.[0]?.line;
-      throw new ConfigError(path, "", `invalid YAML${line === undefined ? "" : ` at line ${line}`}: ${error.message.split("\n")[0]}`);
+      throw new ConfigError(
+        path,
+        "",
+        `invalid YAML${line === undefined ? "" : ` at line ${line}`}: ${
+          error.message.split("\n")[0]
+        }`,
+      );
     }
     throw error;
   }
@@ -264,7 +313,11 @@ export interface FlagOptions {
 export function configFromFlags(flags: FlagOptions): LoggerConfig {
   const file = "command line";
   if (flags.container === undefined) {
-    throw new ConfigError(file, "--container", "is required with the flag form, or pass --config FILE");
+    throw new ConfigError(
+      file,
+      "--container",
+      "is required with the flag form, or pass --config FILE",
+    );
   }
   if (!CONTAINER_NAME_PATTERN.test(flags.container)) {
     throw new ConfigError(
@@ -274,24 +327,47 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
     );
   }
   if (flags.metricsPort !== undefined && flags.metricsUrl !== undefined) {
-    throw new ConfigError(file, "--metrics-url", "conflicts with --metrics-port; pass one of them");
+    throw new ConfigError(
+      file,
+      "--metrics-url",
+      "conflicts with --metrics-port; pass one of them",
+    );
   }
-  const wantsMetrics = flags.metricsPort !== undefined || flags.metricsUrl !== undefined;
+  const wantsMetrics = flags.metricsPort !== undefined ||
+    flags.metricsUrl !== undefined;
   if (wantsMetrics && flags.db === undefined) {
-    throw new ConfigError(file, "--db", "is required with --metrics-port: it names the SQLite file to write");
+    throw new ConfigError(
+      file,
+      "--db",
+      "is required with --metrics-port: it names the SQLite file to write",
+    );
   }
   if (!wantsMetrics && flags.db !== undefined) {
-    throw new ConfigError(file, "--metrics-port", "is required with --db: it names the port of the /metrics endpoint");
+    throw new ConfigError(
+      file,
+      "--metrics-port",
+      "is required with --db: it names the port of the /metrics endpoint",
+    );
   }
   if (!wantsMetrics && flags.logDir === undefined) {
-    throw new ConfigError(file, "", "nothing to do: pass --log-dir to capture logs and/or --metrics-port with --db to scrape metrics");
+    throw new ConfigError(
+      file,
+      "",
+      "nothing to do: pass --log-dir to capture logs and/or --metrics-port with --db to scrape metrics",
+    );
   }
   let metricsEndpoint: string | null = null;
   if (flags.metricsPort !== undefined) {
     metricsEndpoint = `http://localhost:${flags.metricsPort}/metrics`;
   } else if (flags.metricsUrl !== undefined) {
     const parsed = endpointUrl.safeParse(flags.metricsUrl);
-    if (!parsed.success) throw new ConfigError(file, "--metrics-url", parsed.error.issues[0]?.message ?? "is invalid");
+    if (!parsed.success) {
+      throw new ConfigError(
+        file,
+        "--metrics-url",
+        parsed.error.issues[0]?.message ?? "is invalid",
+      );
+    }
     metricsEndpoint = flags.metricsUrl;
   }
   let logsCommand: string[];

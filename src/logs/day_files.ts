@@ -14,10 +14,23 @@ export function dayFileName(timestamp: string): string {
 const DAY_FILE = /^\d{4}-\d{2}-\d{2}\.jsonl$/;
 
 /** Keys of a record that parsed fields may never overwrite. */
-export const RESERVED_KEYS = ["timestamp", "level", "container", "stream", "message"] as const;
+export const RESERVED_KEYS = [
+  "timestamp",
+  "level",
+  "container",
+  "stream",
+  "message",
+] as const;
 
-/** Builds the JSON record of an event: the reserved keys first, then the parsed fields. */
-export function eventRecord(container: string, event: LogEvent): Record<string, unknown> {
+/**
+ * Builds the JSON record of an event: the reserved keys first, then the
+ * parsed fields, then `line_count` for events of several physical lines and
+ * `truncated`/`original_bytes` for a line cut to the length limit.
+ */
+export function eventRecord(
+  container: string,
+  event: LogEvent,
+): Record<string, unknown> {
   const record: Record<string, unknown> = {
     timestamp: event.timestamp,
     level: event.level,
@@ -28,6 +41,12 @@ export function eventRecord(container: string, event: LogEvent): Record<string, 
   for (const [key, value] of Object.entries(event.fields)) {
     if (!(key in record)) record[key] = value;
   }
+  if (event.lines.length > 1) record.line_count = event.lines.length;
+  const cut = event.lines.find((line) => line.originalBytes !== undefined);
+  if (cut !== undefined) {
+    record.truncated = true;
+    record.original_bytes = cut.originalBytes;
+  }
   return record;
 }
 
@@ -35,7 +54,9 @@ export function eventRecord(container: string, event: LogEvent): Record<string, 
  * Cuts a torn last line (no final `\n`, left by a crash mid-write) off each
  * day file in `dir`. Returns the files repaired and the bytes removed.
  */
-export async function repairTornLines(dir: string): Promise<{ path: string; removedBytes: number }[]> {
+export async function repairTornLines(
+  dir: string,
+): Promise<{ path: string; removedBytes: number }[]> {
   const repaired: { path: string; removedBytes: number }[] = [];
   let entries: Deno.DirEntry[];
   try {
@@ -136,7 +157,9 @@ export class DayFileWriter {
       const file = await this.#open(day);
       const bytes = encoder.encode(group.join("\n") + "\n");
       let offset = 0;
-      while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+      while (offset < bytes.length) {
+        offset += await file.write(bytes.subarray(offset));
+      }
     }
   }
 
@@ -153,7 +176,11 @@ export class DayFileWriter {
   async #open(day: string): Promise<Deno.FsFile> {
     let file = this.#files.get(day);
     if (file !== undefined) return file;
-    file = await Deno.open(`${this.#dir}/${day}`, { append: true, create: true, mode: 0o640 });
+    file = await Deno.open(`${this.#dir}/${day}`, {
+      append: true,
+      create: true,
+      mode: 0o640,
+    });
     this.#files.set(day, file);
     // Keep only the two most recent days open; older events are rare.
     if (this.#files.size > 2) {

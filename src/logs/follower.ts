@@ -7,7 +7,12 @@
  * @module
  */
 import { errorMessage, type Logger } from "../log.ts";
-import { DayFileWriter, dayFileName, eventRecord, repairTornLines } from "./day_files.ts";
+import {
+  dayFileName,
+  DayFileWriter,
+  eventRecord,
+  repairTornLines,
+} from "./day_files.ts";
 import { EventGrouper } from "./event_grouper.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import { maintainDayFiles, type MaintenanceOptions } from "./maintenance.ts";
@@ -48,9 +53,14 @@ export interface FollowerCounters {
  * Adds `--timestamps` and `--since` to the logs command, right after its
  * `logs` word (or at the end when it has none).
  */
-export function followCommandArgs(command: readonly string[], since: string | null): string[] {
+export function followCommandArgs(
+  command: readonly string[],
+  since: string | null,
+): string[] {
   const extra: string[] = [];
-  if (!command.includes("--timestamps") && !command.includes("-t")) extra.push("--timestamps");
+  if (!command.includes("--timestamps") && !command.includes("-t")) {
+    extra.push("--timestamps");
+  }
   if (since !== null) extra.push("--since", since);
   const args = [...command];
   const at = args.indexOf("logs");
@@ -59,16 +69,22 @@ export function followCommandArgs(command: readonly string[], since: string | nu
   return args;
 }
 
-const TIMESTAMP_PREFIX = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:\d{2}) /;
+const TIMESTAMP_PREFIX =
+  /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:\d{2}) /;
 
 /**
  * Splits `<timestamp> <text>` as `docker logs --timestamps` prints it.
  * Returns the timestamp as UTC with nine fraction digits, or null when the
  * line has no timestamp (a message of the docker command itself).
  */
-export function splitDockerTimestamp(line: string): { timestamp: string; text: string } | null {
+export function splitDockerTimestamp(
+  line: string,
+): { timestamp: string; text: string } | null {
   // Fast path: Docker's fixed-width UTC form.
-  if (line.length >= 31 && line.charCodeAt(29) === 0x5a && line.charCodeAt(30) === 0x20 && line.charCodeAt(10) === 0x54) {
+  if (
+    line.length >= 31 && line.charCodeAt(29) === 0x5a &&
+    line.charCodeAt(30) === 0x20 && line.charCodeAt(10) === 0x54
+  ) {
     return { timestamp: line.slice(0, 30), text: line.slice(31) };
   }
   const match = TIMESTAMP_PREFIX.exec(line);
@@ -83,8 +99,15 @@ export function splitDockerTimestamp(line: string): { timestamp: string; text: s
 
 /** Runs and restarts the logs command of one container until stopped. */
 export class LogFollower {
-  readonly counters: FollowerCounters = { linesRead: 0, eventsWritten: 0, duplicatesSkipped: 0, restarts: 0 };
-  readonly #options: Required<Omit<LogFollowerOptions, "logger" | "maintenance">>;
+  readonly counters: FollowerCounters = {
+    linesRead: 0,
+    eventsWritten: 0,
+    duplicatesSkipped: 0,
+    restarts: 0,
+  };
+  readonly #options: Required<
+    Omit<LogFollowerOptions, "logger" | "maintenance">
+  >;
   readonly #maintenance: MaintenanceOptions | undefined;
   #maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   #maintaining: Promise<void> = Promise.resolve();
@@ -116,10 +139,13 @@ export class LogFollower {
   async start(): Promise<void> {
     const repaired = await repairTornLines(this.#options.logDir);
     for (const file of repaired) {
-      this.#log.warn("Removed a torn last line left by a crash; it is read again from docker", {
-        path: file.path,
-        removed_bytes: file.removedBytes,
-      });
+      this.#log.warn(
+        "Removed a torn last line left by a crash; it is read again from docker",
+        {
+          path: file.path,
+          removed_bytes: file.removedBytes,
+        },
+      );
     }
     this.#state = await ResumeState.fromDirectory(this.#options.logDir);
     if (this.#maintenance !== undefined) {
@@ -138,11 +164,20 @@ export class LogFollower {
         ...this.#maintenance!,
         activeDays: this.#writer.openDays(),
       });
-      for (const path of result.compressed) this.#log.info("Compressed day file", { path });
-      for (const path of result.deleted) this.#log.info("Deleted day file past retention", { path });
-      for (const path of result.recovered) this.#log.warn("Cleaned up after an interrupted compression", { path });
+      for (const path of result.compressed) {
+        this.#log.info("Compressed day file", { path });
+      }
+      for (const path of result.deleted) {
+        this.#log.info("Deleted day file past retention", { path });
+      }
+      for (const path of result.recovered) {
+        this.#log.warn("Cleaned up after an interrupted compression", { path });
+      }
     } catch (error) {
-      this.#log.error("Day file maintenance failed", { err: errorMessage(error), dir: this.#options.logDir });
+      this.#log.error("Day file maintenance failed", {
+        err: errorMessage(error),
+        dir: this.#options.logDir,
+      });
     }
   }
 
@@ -191,7 +226,9 @@ export class LogFollower {
     }
   }
 
-  async #followOnce(): Promise<{ code: number | null; lines: number; error: string | null }> {
+  async #followOnce(): Promise<
+    { code: number | null; lines: number; error: string | null }
+  > {
     const since = this.#state.sinceArgument();
     const args = followCommandArgs(this.#options.command, since);
     this.#state.beginReplay();
@@ -204,7 +241,9 @@ export class LogFollower {
         stderr: "piped",
       }).spawn();
     } catch (error) {
-      const reason = error instanceof Deno.errors.NotFound ? `command "${args[0]}" not found on PATH` : errorMessage(error);
+      const reason = error instanceof Deno.errors.NotFound
+        ? `command "${args[0]}" not found on PATH`
+        : errorMessage(error);
       return { code: null, lines: 0, error: reason };
     }
     this.#child = child;
@@ -216,37 +255,61 @@ export class LogFollower {
     let lines = 0;
     let lastLineMs = performance.now();
 
-    const onLine = (stream: StreamName, text: string, originalBytes?: number): void => {
+    const onLine = (
+      stream: StreamName,
+      text: string,
+      originalBytes?: number,
+    ): void => {
       const split = splitDockerTimestamp(text);
       if (split === null) {
         // Lines without a timestamp come from the docker command itself.
-        if (commandMessages.length < 20) commandMessages.push(text.slice(0, 500));
+        if (commandMessages.length < 20) {
+          commandMessages.push(text.slice(0, 500));
+        }
         return;
       }
       lines++;
       this.counters.linesRead++;
       lastLineMs = performance.now();
-      const raw: RawLine = { timestamp: split.timestamp, stream, text: split.text };
-      if (originalBytes !== undefined) raw.originalBytes = originalBytes - (text.length - split.text.length);
+      const raw: RawLine = {
+        timestamp: split.timestamp,
+        stream,
+        text: split.text,
+      };
+      if (originalBytes !== undefined) {
+        raw.originalBytes = originalBytes - (text.length - split.text.length);
+      }
       this.#queue.push(...groupers[stream].push(raw));
     };
 
     const timer = setInterval(() => {
       if (performance.now() - lastLineMs >= this.#options.quietFlushMs) {
-        for (const grouper of Object.values(groupers)) this.#queue.push(...grouper.flush());
+        for (const grouper of Object.values(groupers)) {
+          this.#queue.push(...grouper.flush());
+        }
       }
       this.#scheduleFlush();
     }, this.#options.flushIntervalMs);
 
     try {
       await Promise.all([
-        this.#readStream(child.stdout, (text, original) => onLine("stdout", text, original)),
-        this.#readStream(child.stderr, (text, original) => onLine("stderr", text, original)),
+        this.#readStream(
+          child.stdout,
+          (text, original) => onLine("stdout", text, original),
+        ),
+        this.#readStream(
+          child.stderr,
+          (text, original) => onLine("stderr", text, original),
+        ),
       ]);
       const status = await child.status;
-      for (const grouper of Object.values(groupers)) this.#queue.push(...grouper.flush());
+      for (const grouper of Object.values(groupers)) {
+        this.#queue.push(...grouper.flush());
+      }
       await this.#flushQueue();
-      const error = commandMessages.length > 0 ? commandMessages.join(" | ") : null;
+      const error = commandMessages.length > 0
+        ? commandMessages.join(" | ")
+        : null;
       return { code: status.code, lines, error };
     } finally {
       clearInterval(timer);
@@ -261,10 +324,14 @@ export class LogFollower {
     const splitter = new LineSplitter({ joinDockerChunks: true });
     try {
       for await (const chunk of stream) {
-        for (const line of splitter.push(chunk)) onLine(line.text, line.originalBytes);
+        for (const line of splitter.push(chunk)) {
+          onLine(line.text, line.originalBytes);
+        }
       }
     } catch (error) {
-      this.#log.warn("Reading the log stream failed", { err: errorMessage(error) });
+      this.#log.warn("Reading the log stream failed", {
+        err: errorMessage(error),
+      });
     }
     for (const line of splitter.end()) onLine(line.text, line.originalBytes);
   }
@@ -296,10 +363,15 @@ export class LogFollower {
     } catch (error) {
       // Keep the events and try again at the next flush.
       this.#queue = [...fresh, ...this.#queue];
-      this.#log.error("Writing log events failed; retrying", { err: errorMessage(error), held_events: this.#queue.length });
+      this.#log.error("Writing log events failed; retrying", {
+        err: errorMessage(error),
+        held_events: this.#queue.length,
+      });
       return;
     }
-    for (const event of fresh) this.#state.recordWritten(event.timestamp, event.stream, event.message);
+    for (const event of fresh) {
+      this.#state.recordWritten(event.timestamp, event.stream, event.message);
+    }
     this.counters.eventsWritten += fresh.length;
   }
 

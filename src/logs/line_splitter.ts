@@ -118,7 +118,9 @@ export class LineSplitter {
     const kept = bytes.length > room ? bytes.subarray(0, room) : bytes;
     this.#droppedBytes += bytes.length - kept.length;
     if (this.#length + kept.length > this.#buffer.length) {
-      const grown = new Uint8Array(Math.max(this.#buffer.length * 2, this.#length + kept.length));
+      const grown = new Uint8Array(
+        Math.max(this.#buffer.length * 2, this.#length + kept.length),
+      );
       grown.set(this.#buffer.subarray(0, this.#length));
       this.#buffer = grown;
     }
@@ -130,10 +132,14 @@ export class LineSplitter {
     if (this.#joinDockerChunks) this.#removeChunkTimestamps();
     const text = this.#decoder.decode(this.#buffer.subarray(0, this.#length));
     const line: SplitLine = { text };
-    if (this.#droppedBytes > 0) line.originalBytes = this.#length + this.#droppedBytes;
+    if (this.#droppedBytes > 0) {
+      line.originalBytes = this.#length + this.#droppedBytes;
+    }
     this.#length = 0;
     this.#droppedBytes = 0;
-    if (this.#buffer.length > 1024 * 1024) this.#buffer = new Uint8Array(64 * 1024);
+    if (this.#buffer.length > 1024 * 1024) {
+      this.#buffer = new Uint8Array(64 * 1024);
+    }
     return line;
   }
 
@@ -149,7 +155,10 @@ export class LineSplitter {
         boundary = read + DOCKER_CHUNK_BYTES;
         continue;
       }
-      const end = Math.min(this.#length, boundary > read ? boundary : this.#length);
+      const end = Math.min(
+        this.#length,
+        boundary > read ? boundary : this.#length,
+      );
       bytes.copyWithin(write, read, end);
       write += end - read;
       read = end;

@@ -43,11 +43,20 @@ async function gzipFile(source: string, target: string): Promise<void> {
   const temporary = target + TEMPORARY_SUFFIX;
   {
     const input = await Deno.open(source, { read: true });
-    using output = await Deno.open(temporary, { write: true, create: true, truncate: true, mode: 0o640 });
+    using output = await Deno.open(temporary, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: 0o640,
+    });
     // The readable stream closes the input file when it ends.
-    for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
+    for await (
+      const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))
+    ) {
       let offset = 0;
-      while (offset < chunk.length) offset += await output.write(chunk.subarray(offset));
+      while (offset < chunk.length) {
+        offset += await output.write(chunk.subarray(offset));
+      }
     }
     await output.sync();
   }
@@ -57,15 +66,24 @@ async function gzipFile(source: string, target: string): Promise<void> {
 
 async function gunzipToText(path: string): Promise<string> {
   using file = await Deno.open(path, { read: true });
-  return await new Response(file.readable.pipeThrough(new DecompressionStream("gzip"))).text();
+  return await new Response(
+    file.readable.pipeThrough(new DecompressionStream("gzip")),
+  ).text();
 }
 
 /**
  * Compresses and deletes day files of one directory. The newest day file
  * (the one being written) is never touched.
  */
-export async function maintainDayFiles(dir: string, options: MaintenanceOptions): Promise<MaintenanceResult> {
-  const result: MaintenanceResult = { compressed: [], deleted: [], recovered: [] };
+export async function maintainDayFiles(
+  dir: string,
+  options: MaintenanceOptions,
+): Promise<MaintenanceResult> {
+  const result: MaintenanceResult = {
+    compressed: [],
+    deleted: [],
+    recovered: [],
+  };
   const plain = new Set<string>();
   const compressed = new Set<string>();
   try {
@@ -97,7 +115,12 @@ export async function maintainDayFiles(dir: string, options: MaintenanceOptions)
     const plainPath = `${dir}/${day}.jsonl`;
     const gzPath = `${plainPath}.gz`;
     if (age > options.retentionDays) {
-      for (const [present, path] of [[plain.has(day), plainPath], [compressed.has(day), gzPath]] as const) {
+      for (
+        const [present, path] of [[plain.has(day), plainPath], [
+          compressed.has(day),
+          gzPath,
+        ]] as const
+      ) {
         if (!present) continue;
         await Deno.remove(path);
         result.deleted.push(path);
@@ -113,7 +136,10 @@ export async function maintainDayFiles(dir: string, options: MaintenanceOptions)
       }
       continue;
     }
-    if (options.compression === "gzip" && plain.has(day) && age > options.compressAfterDays) {
+    if (
+      options.compression === "gzip" && plain.has(day) &&
+      age > options.compressAfterDays
+    ) {
       await gzipFile(plainPath, gzPath);
       result.compressed.push(plainPath);
     }

@@ -56,7 +56,9 @@ export class ResumeState {
   /** Records an event that is now in a file. */
   recordWritten(timestamp: string, stream: StreamName, message: string): void {
     const newest = this.#newest.get(stream);
-    if (newest === undefined || timestamp > newest) this.#newest.set(stream, timestamp);
+    if (newest === undefined || timestamp > newest) {
+      this.#newest.set(stream, timestamp);
+    }
     if (newest !== undefined && timestamp < newest) return;
     const key = eventKey(timestamp, stream, message);
     this.#written.set(key, (this.#written.get(key) ?? 0) + 1);
@@ -68,7 +70,9 @@ export class ResumeState {
     const floor = this.sinceArgument();
     if (floor === null) return;
     for (const key of this.#written.keys()) {
-      if (key.slice(0, key.indexOf("\u0000")) < floor) this.#written.delete(key);
+      if (key.slice(0, key.indexOf("\u0000")) < floor) {
+        this.#written.delete(key);
+      }
     }
   }
 
@@ -91,7 +95,9 @@ export class ResumeState {
         continue; // a line cut by the tail window
       }
       const { timestamp, stream, message } = record;
-      if (typeof timestamp !== "string" || typeof message !== "string") continue;
+      if (typeof timestamp !== "string" || typeof message !== "string") {
+        continue;
+      }
       if (stream !== "stdout" && stream !== "stderr") continue;
       state.recordWritten(timestamp, stream, message);
     }

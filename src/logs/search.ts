@@ -6,7 +6,13 @@
  */
 
 /** Levels from least to most severe; `--level` keeps a level and those above it. */
-export const LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] as const;
+export const LEVELS = [
+  "DEBUG",
+  "INFO",
+  "WARNING",
+  "ERROR",
+  "CRITICAL",
+] as const;
 
 /** Filters of a search; every one that is set must match. */
 export interface LogSearchQuery {
@@ -30,11 +36,16 @@ export interface DayFileRef {
 
 const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.jsonl(\.gz)?$/;
 
-async function dayFilesIn(dir: string, container: string): Promise<DayFileRef[]> {
+async function dayFilesIn(
+  dir: string,
+  container: string,
+): Promise<DayFileRef[]> {
   const files: DayFileRef[] = [];
   for await (const entry of Deno.readDir(dir)) {
     const match = DAY_FILE.exec(entry.name);
-    if (entry.isFile && match !== null) files.push({ container, day: match[1]!, path: `${dir}/${entry.name}` });
+    if (entry.isFile && match !== null) {
+      files.push({ container, day: match[1]!, path: `${dir}/${entry.name}` });
+    }
   }
   return files;
 }
@@ -52,10 +63,15 @@ export async function findDayFiles(root: string): Promise<DayFileRef[]> {
   let files = await dayFilesIn(base, name);
   if (files.length === 0) {
     for await (const entry of Deno.readDir(base)) {
-      if (entry.isDirectory) files.push(...await dayFilesIn(`${base}/${entry.name}`, entry.name));
+      if (entry.isDirectory) {
+        files.push(...await dayFilesIn(`${base}/${entry.name}`, entry.name));
+      }
     }
   }
-  files = files.sort((a, b) => a.container.localeCompare(b.container) || a.day.localeCompare(b.day) || a.path.localeCompare(b.path));
+  files = files.sort((a, b) =>
+    a.container.localeCompare(b.container) || a.day.localeCompare(b.day) ||
+    a.path.localeCompare(b.path)
+  );
   return files;
 }
 
@@ -69,7 +85,12 @@ export async function* readLines(path: string): AsyncGenerator<string> {
   const file = await Deno.open(path, { read: true });
   let stream: ReadableStream<Uint8Array> = file.readable;
   if (path.endsWith(".gz")) {
-    stream = stream.pipeThrough(new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>);
+    stream = stream.pipeThrough(
+      new DecompressionStream("gzip") as TransformStream<
+        Uint8Array,
+        Uint8Array
+      >,
+    );
   }
   let rest = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -87,7 +108,10 @@ export interface LogMatch {
 }
 
 /** Yields the records of the files that match the query, in file order. */
-export async function* searchLogs(files: readonly DayFileRef[], query: LogSearchQuery): AsyncGenerator<LogMatch> {
+export async function* searchLogs(
+  files: readonly DayFileRef[],
+  query: LogSearchQuery,
+): AsyncGenerator<LogMatch> {
   const since = nanoTimestamp(query.startMs);
   const until = nanoTimestamp(query.endMs);
   const firstDay = since.slice(0, 10);
@@ -95,7 +119,9 @@ export async function* searchLogs(files: readonly DayFileRef[], query: LogSearch
   const minRank = query.minLevel === null ? -1 : LEVELS.indexOf(query.minLevel);
   const text = query.text?.toLowerCase() ?? null;
   for (const file of files) {
-    if (query.containers.length > 0 && !query.containers.includes(file.container)) continue;
+    if (
+      query.containers.length > 0 && !query.containers.includes(file.container)
+    ) continue;
     if (file.day < firstDay || file.day > lastDay) continue;
     for await (const line of readLines(file.path)) {
       if (line === "") continue;
@@ -107,8 +133,15 @@ export async function* searchLogs(files: readonly DayFileRef[], query: LogSearch
       }
       const timestamp = String(record.timestamp ?? "");
       if (timestamp < since || timestamp > until) continue;
-      if (minRank >= 0 && LEVELS.indexOf(String(record.level) as (typeof LEVELS)[number]) < minRank) continue;
-      if (text !== null && !String(record.message ?? "").toLowerCase().includes(text)) continue;
+      if (
+        minRank >= 0 &&
+        LEVELS.indexOf(String(record.level) as (typeof LEVELS)[number]) <
+          minRank
+      ) continue;
+      if (
+        text !== null &&
+        !String(record.message ?? "").toLowerCase().includes(text)
+      ) continue;
       yield { line, record };
     }
   }

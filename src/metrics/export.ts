@@ -44,7 +44,10 @@ function formatValue(value: number | null): string {
 }
 
 function escapeLabelValue(value: string): string {
-  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll(
+    "\n",
+    "\\n",
+  );
 }
 
 /** OpenMetrics family type for a stored type; `untyped` is `unknown` there. */
@@ -71,8 +74,12 @@ export async function exportSamples(
   sink: ExportSink,
 ): Promise<number> {
   const placeholders = query.names.map(() => "?").join(", ");
-  const containerFilter = query.container === null ? "" : "AND se.container = ?";
-  const order = format === "openmetrics" ? "se.family, se.container, se.id, sa.scrape_id" : "sa.scrape_id, se.id";
+  const containerFilter = query.container === null
+    ? ""
+    : "AND se.container = ?";
+  const order = format === "openmetrics"
+    ? "se.family, se.container, se.id, sa.scrape_id"
+    : "sa.scrape_id, se.id";
   const statement = db.prepare(
     `SELECT sc.timestamp, se.container, se.metric_name, se.family, se.metric_type, se.labels, sa.value
      FROM series se
@@ -98,7 +105,9 @@ export async function exportSamples(
     }
   };
 
-  if (format === "csv") await emit("timestamp,time,container,metric_name,value,labels\n");
+  if (format === "csv") {
+    await emit("timestamp,time,container,metric_name,value,labels\n");
+  }
   let family: string | null = null;
   for (const raw of statement.iterate(...parameters)) {
     const row = raw as unknown as ExportRow;
@@ -106,26 +115,43 @@ export async function exportSamples(
     if (format === "csv") {
       const time = new Date(row.timestamp).toISOString();
       await emit(
-        `${row.timestamp},${time},${csvField(row.container)},${csvField(row.metric_name)},${
-          formatValue(row.value)
-        },${csvField(row.labels)}\n`,
+        `${row.timestamp},${time},${csvField(row.container)},${
+          csvField(row.metric_name)
+        },${formatValue(row.value)},${csvField(row.labels)}\n`,
       );
     } else if (format === "jsonl") {
-      const value = row.value === null ? "NaN" : Number.isFinite(row.value) ? row.value : formatValue(row.value);
+      const value = row.value === null
+        ? "NaN"
+        : Number.isFinite(row.value)
+        ? row.value
+        : formatValue(row.value);
       await emit(
-        `{"timestamp":${row.timestamp},"container":${JSON.stringify(row.container)},"metric_name":${
-          JSON.stringify(row.metric_name)
-        },"value":${typeof value === "number" ? value : JSON.stringify(value)},"labels":${row.labels}}\n`,
+        `{"timestamp":${row.timestamp},"container":${
+          JSON.stringify(row.container)
+        },"metric_name":${JSON.stringify(row.metric_name)},"value":${
+          typeof value === "number" ? value : JSON.stringify(value)
+        },"labels":${row.labels}}\n`,
       );
     } else {
       if (row.family !== family) {
         family = row.family;
-        await emit(`# TYPE ${openMetricsName(family)} ${openMetricsType(row.metric_type)}\n`);
+        await emit(
+          `# TYPE ${openMetricsName(family)} ${
+            openMetricsType(row.metric_type)
+          }\n`,
+        );
       }
-      const labels = Object.entries({ container: row.container, ...JSON.parse(row.labels) as Record<string, string> })
+      const labels = Object.entries({
+        container: row.container,
+        ...JSON.parse(row.labels) as Record<string, string>,
+      })
         .map(([name, value]) => `${name}="${escapeLabelValue(value)}"`)
         .join(",");
-      await emit(`${openMetricsName(row.metric_name)}{${labels}} ${formatValue(row.value)} ${row.timestamp / 1000}\n`);
+      await emit(
+        `${openMetricsName(row.metric_name)}{${labels}} ${
+          formatValue(row.value)
+        } ${row.timestamp / 1000}\n`,
+      );
     }
     if (!open) return rows;
   }

@@ -33,7 +33,9 @@ export function resolveMetricNames(name: string): string[] {
   if (!name.includes(":")) names.add(`vllm:${name}`);
   for (const candidate of [...names]) {
     for (const group of RENAMED_METRICS) {
-      if (group.includes(candidate)) for (const alias of group) names.add(alias);
+      if (group.includes(candidate)) {
+        for (const alias of group) names.add(alias);
+      }
     }
   }
   return [...names];
@@ -73,12 +75,20 @@ export function loadSeriesWindows(
      JOIN samples sa ON sa.series_id = se.id
      JOIN scrapes sc ON sc.id = sa.scrape_id
      WHERE se.container = ?
-       AND (se.metric_name IN (${placeholders(names.length)}) OR se.family IN (${placeholders(names.length)}))
+       AND (se.metric_name IN (${
+      placeholders(names.length)
+    }) OR se.family IN (${placeholders(names.length)}))
        AND sc.timestamp BETWEEN ? AND ?
      ORDER BY se.id, sa.scrape_id`,
   );
   const bySeries = new Map<number, SeriesWindow>();
-  const rows = statement.iterate(container, ...names, ...names, window.startMs, window.endMs);
+  const rows = statement.iterate(
+    container,
+    ...names,
+    ...names,
+    window.startMs,
+    window.endMs,
+  );
   for (const row of rows as Iterable<Record<string, unknown>>) {
     const id = Number(row.series_id);
     let series = bySeries.get(id);
@@ -113,25 +123,38 @@ export interface ScrapeHealthSummary {
 }
 
 /** Summarises the `scrapes` rows of a container inside the window. */
-export function loadScrapeHealth(db: DatabaseSync, container: string, window: TimeWindow): ScrapeHealthSummary {
+export function loadScrapeHealth(
+  db: DatabaseSync,
+  container: string,
+  window: TimeWindow,
+): ScrapeHealthSummary {
   const row = db.prepare(
     `SELECT count(*) AS scrapes, coalesce(sum(up), 0) AS up,
             avg(duration_seconds) AS avg_duration, max(duration_seconds) AS max_duration,
             coalesce(sum(parse_errors), 0) AS parse_errors, max(timestamp) AS last_scrape
      FROM scrapes WHERE container = ? AND timestamp BETWEEN ? AND ?`,
-  ).get(container, window.startMs, window.endMs) as Record<string, number | null>;
+  ).get(container, window.startMs, window.endMs) as Record<
+    string,
+    number | null
+  >;
   const lastError = db.prepare(
     `SELECT error FROM scrapes WHERE container = ? AND timestamp BETWEEN ? AND ? AND up = 0
      ORDER BY id DESC LIMIT 1`,
-  ).get(container, window.startMs, window.endMs) as { error: string | null } | undefined;
+  ).get(container, window.startMs, window.endMs) as
+    | { error: string | null }
+    | undefined;
   const scrapes = Number(row.scrapes ?? 0);
   const up = Number(row.up ?? 0);
   return {
     scrapes,
     up,
     down: scrapes - up,
-    avgDurationSeconds: row.avg_duration === null ? NaN : Number(row.avg_duration),
-    maxDurationSeconds: row.max_duration === null ? NaN : Number(row.max_duration),
+    avgDurationSeconds: row.avg_duration === null
+      ? NaN
+      : Number(row.avg_duration),
+    maxDurationSeconds: row.max_duration === null
+      ? NaN
+      : Number(row.max_duration),
     parseErrors: Number(row.parse_errors ?? 0),
     lastScrapeMs: row.last_scrape === null ? null : Number(row.last_scrape),
     lastError: lastError?.error ?? null,
@@ -140,6 +163,8 @@ export function loadScrapeHealth(db: DatabaseSync, container: string, window: Ti
 
 /** Lists the containers that have scrapes stored. */
 export function listContainers(db: DatabaseSync): string[] {
-  const rows = db.prepare("SELECT DISTINCT container FROM scrapes ORDER BY container").all();
+  const rows = db.prepare(
+    "SELECT DISTINCT container FROM scrapes ORDER BY container",
+  ).all();
   return rows.map((row) => String((row as { container: string }).container));
 }

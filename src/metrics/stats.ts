@@ -11,7 +11,11 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { TimeWindow } from "../cli/time_window.ts";
-import { histogramWindow, type HistogramWindow, sumHistogramWindows } from "./histogram_window.ts";
+import {
+  type HistogramWindow,
+  histogramWindow,
+  sumHistogramWindows,
+} from "./histogram_window.ts";
 import {
   loadScrapeHealth,
   loadSeriesWindows,
@@ -107,18 +111,25 @@ const QUANTITIES = {
 type Quantity = keyof typeof QUANTITIES;
 
 const NAMES_BY_QUANTITY = new Map<Quantity, string[]>(
-  (Object.keys(QUANTITIES) as Quantity[]).map((q) => [q, resolveMetricNames(QUANTITIES[q])]),
+  (Object.keys(QUANTITIES) as Quantity[]).map((
+    q,
+  ) => [q, resolveMetricNames(QUANTITIES[q])]),
 );
 
 function quantityOf(series: SeriesWindow): Quantity | null {
   for (const [quantity, names] of NAMES_BY_QUANTITY) {
-    if (names.includes(series.metricName) || names.includes(series.family)) return quantity;
+    if (names.includes(series.metricName) || names.includes(series.family)) {
+      return quantity;
+    }
   }
   return null;
 }
 
 /** Combines the series of several engines scrape by scrape (same scrape, same timestamp). */
-function combineByScrape(seriesList: readonly SeriesWindow[], combine: "mean" | "sum"): WindowSample[] {
+function combineByScrape(
+  seriesList: readonly SeriesWindow[],
+  combine: "mean" | "sum",
+): WindowSample[] {
   const byTime = new Map<number, { total: number; count: number }>();
   for (const series of seriesList) {
     for (const sample of series.samples) {
@@ -135,7 +146,10 @@ function combineByScrape(seriesList: readonly SeriesWindow[], combine: "mean" | 
   }));
 }
 
-function gaugeStats(samples: readonly WindowSample[], scale: number): GaugeStats {
+function gaugeStats(
+  samples: readonly WindowSample[],
+  scale: number,
+): GaugeStats {
   return {
     avg: avgOverTime(samples) * scale,
     max: maxOverTime(samples) * scale,
@@ -151,7 +165,10 @@ function rateStats(seriesList: readonly SeriesWindow[]): RateStats {
   for (const series of seriesList) {
     avg += counterRate(series.samples);
     for (const interval of intervalRates(series.samples)) {
-      byInterval.set(interval.endMs, (byInterval.get(interval.endMs) ?? 0) + interval.ratePerSecond);
+      byInterval.set(
+        interval.endMs,
+        (byInterval.get(interval.endMs) ?? 0) + interval.ratePerSecond,
+      );
     }
   }
   const rates = [...byInterval.values()];
@@ -165,19 +182,29 @@ function rateStats(seriesList: readonly SeriesWindow[]): RateStats {
 /** Strips `le` from labels, so the buckets of one label set group together. */
 function labelSetKey(labels: Record<string, string>): string {
   const { le: _le, ...rest } = labels;
-  return JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
+  return JSON.stringify(
+    Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)),
+  );
 }
 
 function latencyStats(seriesList: readonly SeriesWindow[]): LatencyStats {
   const byLabelSet = new Map<
     string,
-    { buckets: Map<string, WindowSample[]>; sum: WindowSample[]; count: WindowSample[] }
+    {
+      buckets: Map<string, WindowSample[]>;
+      sum: WindowSample[];
+      count: WindowSample[];
+    }
   >();
   for (const series of seriesList) {
     const key = labelSetKey(series.labels);
     let entry = byLabelSet.get(key);
-    if (entry === undefined) byLabelSet.set(key, entry = { buckets: new Map(), sum: [], count: [] });
-    if (series.metricName.endsWith("_bucket") && series.labels.le !== undefined) {
+    if (entry === undefined) {
+      byLabelSet.set(key, entry = { buckets: new Map(), sum: [], count: [] });
+    }
+    if (
+      series.metricName.endsWith("_bucket") && series.labels.le !== undefined
+    ) {
       entry.buckets.set(series.labels.le, series.samples);
     } else if (series.metricName.endsWith("_sum")) {
       entry.sum = series.samples;
@@ -187,7 +214,9 @@ function latencyStats(seriesList: readonly SeriesWindow[]): LatencyStats {
   }
   const windows: HistogramWindow[] = [];
   for (const entry of byLabelSet.values()) {
-    if (entry.buckets.size > 0) windows.push(histogramWindow(entry.buckets, entry.sum, entry.count));
+    if (entry.buckets.size > 0) {
+      windows.push(histogramWindow(entry.buckets, entry.sum, entry.count));
+    }
   }
   if (windows.length === 0) {
     const none = { value: NaN, atLeast: false };
@@ -198,7 +227,13 @@ function latencyStats(seriesList: readonly SeriesWindow[]): LatencyStats {
     const estimate = combined.quantile(q);
     return { value: estimate.value, atLeast: estimate.inInfBucket };
   };
-  return { count: combined.count, avg: combined.mean, p50: figure(0.5), p95: figure(0.95), p99: figure(0.99) };
+  return {
+    count: combined.count,
+    avg: combined.mean,
+    p50: figure(0.5),
+    p95: figure(0.95),
+    p99: figure(0.99),
+  };
 }
 
 function increaseSum(seriesList: readonly SeriesWindow[]): number {
@@ -210,7 +245,10 @@ function increaseSum(seriesList: readonly SeriesWindow[]): number {
   return total;
 }
 
-function modelStats(model: string, seriesList: readonly SeriesWindow[]): ModelStats {
+function modelStats(
+  model: string,
+  seriesList: readonly SeriesWindow[],
+): ModelStats {
   const byQuantity = new Map<Quantity, SeriesWindow[]>();
   const engines = new Set<string>();
   for (const series of seriesList) {
@@ -221,13 +259,15 @@ function modelStats(model: string, seriesList: readonly SeriesWindow[]): ModelSt
     list.push(series);
     byQuantity.set(quantity, list);
   }
-  const of = (quantity: Quantity): SeriesWindow[] => byQuantity.get(quantity) ?? [];
+  const of = (quantity: Quantity): SeriesWindow[] =>
+    byQuantity.get(quantity) ?? [];
 
   const finished: Record<string, number> = {};
   for (const series of of("finished")) {
     const reason = series.labels.finished_reason ?? "unknown";
     const increase = counterIncrease(series.samples);
-    finished[reason] = (finished[reason] ?? 0) + (Number.isNaN(increase) ? 0 : increase);
+    finished[reason] = (finished[reason] ?? 0) +
+      (Number.isNaN(increase) ? 0 : increase);
   }
   return {
     model,
@@ -247,7 +287,11 @@ function modelStats(model: string, seriesList: readonly SeriesWindow[]): ModelSt
 }
 
 /** Computes the stats of one container over a window. */
-export function containerStats(db: DatabaseSync, container: string, window: TimeWindow): ContainerStats {
+export function containerStats(
+  db: DatabaseSync,
+  container: string,
+  window: TimeWindow,
+): ContainerStats {
   const names = [...NAMES_BY_QUANTITY.values()].flat();
   const seriesList = loadSeriesWindows(db, container, names, window);
   const byModel = new Map<string, SeriesWindow[]>();
@@ -257,6 +301,13 @@ export function containerStats(db: DatabaseSync, container: string, window: Time
     list.push(series);
     byModel.set(model, list);
   }
-  const models = [...byModel.keys()].sort().map((model) => modelStats(model, byModel.get(model)!));
-  return { container, window, scrapeHealth: loadScrapeHealth(db, container, window), models };
+  const models = [...byModel.keys()].sort().map((model) =>
+    modelStats(model, byModel.get(model)!)
+  );
+  return {
+    container,
+    window,
+    scrapeHealth: loadScrapeHealth(db, container, window),
+    models,
+  };
 }

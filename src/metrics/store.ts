@@ -144,13 +144,20 @@ export class MetricsStore {
    * the number of samples deleted.
    */
   async deleteBefore(cutoffMs: number, seriesPerBatch = 50): Promise<number> {
-    const row = this.db.prepare("SELECT max(id) AS id FROM scrapes WHERE timestamp < ?").get(cutoffMs) as {
+    const row = this.db.prepare(
+      "SELECT max(id) AS id FROM scrapes WHERE timestamp < ?",
+    ).get(cutoffMs) as {
       id: number | null;
     };
     if (row.id === null) return 0;
     const lastId = row.id;
-    const seriesIds = (this.db.prepare("SELECT id FROM series").all() as { id: number }[]).map((r) => r.id);
-    const deleteSamples = this.db.prepare("DELETE FROM samples WHERE series_id = ? AND scrape_id <= ?");
+    const seriesIds =
+      (this.db.prepare("SELECT id FROM series").all() as { id: number }[]).map((
+        r,
+      ) => r.id);
+    const deleteSamples = this.db.prepare(
+      "DELETE FROM samples WHERE series_id = ? AND scrape_id <= ?",
+    );
     let deleted = 0;
     for (let start = 0; start < seriesIds.length; start += seriesPerBatch) {
       this.db.exec("BEGIN IMMEDIATE");

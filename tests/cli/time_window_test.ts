@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { parseDurationMs, parseTimePointMs, resolveWindow } from "../../src/cli/time_window.ts";
+import {
+  parseDurationMs,
+  parseTimePointMs,
+  resolveWindow,
+} from "../../src/cli/time_window.ts";
 
 Deno.test("parseDurationMs reads durations with units", async (t) => {
   const cases: [string, number][] = [
@@ -15,7 +19,10 @@ Deno.test("parseDurationMs reads durations with units", async (t) => {
     await t.step(text, () => assert.equal(parseDurationMs(text), expected));
   }
   for (const bad of ["", "1", "h", "1x", "-1h", "1h ", "0s"]) {
-    await t.step(`rejects "${bad}"`, () => assert.throws(() => parseDurationMs(bad), SyntaxError));
+    await t.step(
+      `rejects "${bad}"`,
+      () => assert.throws(() => parseDurationMs(bad), SyntaxError),
+    );
   }
 });
 
@@ -28,16 +35,34 @@ Deno.test("parseTimePointMs reads absolute and relative times", async (t) => {
     ["2h", now - 7_200_000],
   ];
   for (const [text, expected] of cases) {
-    await t.step(text, () => assert.equal(parseTimePointMs(text, now), expected));
+    await t.step(
+      text,
+      () => assert.equal(parseTimePointMs(text, now), expected),
+    );
   }
-  await t.step("rejects nonsense", () => assert.throws(() => parseTimePointMs("yesterday", now), SyntaxError));
+  await t.step(
+    "rejects nonsense",
+    () => assert.throws(() => parseTimePointMs("yesterday", now), SyntaxError),
+  );
 });
 
 Deno.test("resolveWindow combines the flags", () => {
   const now = 10_000_000;
-  assert.deepEqual(resolveWindow({}, now, "1h"), { startMs: now - 3_600_000, endMs: now });
+  assert.deepEqual(resolveWindow({}, now, "1h"), {
+    startMs: now - 3_600_000,
+    endMs: now,
+  });
   assert.deepEqual(resolveWindow({}, now, null), { startMs: 0, endMs: now });
-  assert.deepEqual(resolveWindow({ last: "10s" }, now, "1h"), { startMs: now - 10_000, endMs: now });
-  assert.throws(() => resolveWindow({ last: "1h", since: "2h" }, now, null), /conflicts/);
-  assert.throws(() => resolveWindow({ since: "1h", until: "2h" }, now, null), /empty/);
+  assert.deepEqual(resolveWindow({ last: "10s" }, now, "1h"), {
+    startMs: now - 10_000,
+    endMs: now,
+  });
+  assert.throws(
+    () => resolveWindow({ last: "1h", since: "2h" }, now, null),
+    /conflicts/,
+  );
+  assert.throws(
+    () => resolveWindow({ since: "1h", until: "2h" }, now, null),
+    /empty/,
+  );
 });

@@ -1,12 +1,29 @@
 import assert from "node:assert/strict";
-import { findDayFiles, formatRecord, searchLogs } from "../../src/logs/search.ts";
+import {
+  findDayFiles,
+  formatRecord,
+  searchLogs,
+} from "../../src/logs/search.ts";
 
-function record(timestamp: string, level: string, message: string, container = "a"): string {
-  return JSON.stringify({ timestamp, level, container, stream: "stdout", message });
+function record(
+  timestamp: string,
+  level: string,
+  message: string,
+  container = "a",
+): string {
+  return JSON.stringify({
+    timestamp,
+    level,
+    container,
+    stream: "stdout",
+    message,
+  });
 }
 
 async function gzipText(text: string): Promise<Uint8Array> {
-  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  const stream = new Blob([text]).stream().pipeThrough(
+    new CompressionStream("gzip"),
+  );
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
@@ -16,21 +33,37 @@ async function setUp(): Promise<string> {
   await Deno.mkdir(`${root}/b`);
   await Deno.writeFile(
     `${root}/a/2026-11-16.jsonl.gz`,
-    await gzipText(record("2026-11-16T23:59:59.999999999Z", "ERROR", "Traceback old") + "\n"),
+    await gzipText(
+      record("2026-11-16T23:59:59.999999999Z", "ERROR", "Traceback old") + "\n",
+    ),
   );
   await Deno.writeTextFile(
     `${root}/a/2026-11-17.jsonl`,
     [
       record("2026-11-17T00:00:00.000000001Z", "INFO", "started"),
-      record("2026-11-17T09:00:00.000000000Z", "WARNING", "KV cache usage at 91%"),
-      record("2026-11-17T10:00:00.000000000Z", "ERROR", "Engine failed\nTraceback ..."),
+      record(
+        "2026-11-17T09:00:00.000000000Z",
+        "WARNING",
+        "KV cache usage at 91%",
+      ),
+      record(
+        "2026-11-17T10:00:00.000000000Z",
+        "ERROR",
+        "Engine failed\nTraceback ...",
+      ),
     ].join("\n") + "\n",
   );
-  await Deno.writeTextFile(`${root}/b/2026-11-17.jsonl`, record("2026-11-17T09:30:00.000000000Z", "INFO", "b line", "b") + "\n");
+  await Deno.writeTextFile(
+    `${root}/b/2026-11-17.jsonl`,
+    record("2026-11-17T09:30:00.000000000Z", "INFO", "b line", "b") + "\n",
+  );
   return root;
 }
 
-async function messages(root: string, query: Partial<Parameters<typeof searchLogs>[1]>): Promise<string[]> {
+async function messages(
+  root: string,
+  query: Partial<Parameters<typeof searchLogs>[1]>,
+): Promise<string[]> {
   const files = await findDayFiles(root);
   const found: string[] = [];
   for await (
@@ -63,14 +96,20 @@ Deno.test("searchLogs reads plain and gzip files with filters", async (t) => {
     assert.deepEqual(await messages(root, { containers: ["b"] }), ["b line"]);
   });
   await t.step("minimum level", async () => {
-    assert.deepEqual(await messages(root, { minLevel: "WARNING", containers: ["a"] }), [
-      "Traceback old",
-      "KV cache usage at 91%",
-      "Engine failed\nTraceback ...",
-    ]);
+    assert.deepEqual(
+      await messages(root, { minLevel: "WARNING", containers: ["a"] }),
+      [
+        "Traceback old",
+        "KV cache usage at 91%",
+        "Engine failed\nTraceback ...",
+      ],
+    );
   });
   await t.step("text, case-insensitive", async () => {
-    assert.deepEqual(await messages(root, { text: "traceback" }), ["Traceback old", "Engine failed\nTraceback ..."]);
+    assert.deepEqual(await messages(root, { text: "traceback" }), [
+      "Traceback old",
+      "Engine failed\nTraceback ...",
+    ]);
   });
   await t.step("time window at nanosecond edges", async () => {
     const found = await messages(root, {
@@ -87,6 +126,8 @@ Deno.test("searchLogs reads plain and gzip files with filters", async (t) => {
 });
 
 Deno.test("formatRecord indents continuation lines", () => {
-  const text = formatRecord(JSON.parse(record("2026-11-17T10:00:00.123456789Z", "ERROR", "a\nb")));
+  const text = formatRecord(
+    JSON.parse(record("2026-11-17T10:00:00.123456789Z", "ERROR", "a\nb")),
+  );
   assert.equal(text, "2026-11-17T10:00:00.123Z a ERROR    a\n    b");
 });

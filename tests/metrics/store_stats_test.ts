@@ -11,11 +11,20 @@ const RESTARTED_MS = Date.parse("2026-11-17T10:40:46.600Z");
 
 function assertClose(actual: number, expected: number, relative = 1e-9): void {
   const tolerance = Math.abs(expected) * relative + 1e-12;
-  assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected}, got ${actual}`);
+  assert.ok(
+    Math.abs(actual - expected) <= tolerance,
+    `expected ${expected}, got ${actual}`,
+  );
 }
 
-async function storeFixture(path: string, file: string, timestampMs: number): Promise<number> {
-  const parsed = parseTextFormat(await Deno.readTextFile(new URL(file, TESTDATA)));
+async function storeFixture(
+  path: string,
+  file: string,
+  timestampMs: number,
+): Promise<number> {
+  const parsed = parseTextFormat(
+    await Deno.readTextFile(new URL(file, TESTDATA)),
+  );
   const store = openStore(path);
   try {
     return store.writeScrape({
@@ -40,9 +49,11 @@ Deno.test("store keeps every series of two scrapes", async () => {
   await storeFixture(path, "metrics-v1-busy.prom", BUSY_MS);
   const store = openStore(path, { readOnly: true });
   try {
-    const count = store.db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number };
+    const count = store.db.prepare("SELECT count(*) AS n FROM metrics")
+      .get() as { n: number };
     assert.equal(count.n, 449 * 2);
-    const series = store.db.prepare("SELECT count(*) AS n FROM series").get() as { n: number };
+    const series = store.db.prepare("SELECT count(*) AS n FROM series")
+      .get() as { n: number };
     assert.equal(series.n, 449);
     const kv = store.db.prepare(
       "SELECT timestamp, value FROM metrics WHERE metric_name = 'vllm:kv_cache_usage_perc' AND container = ? ORDER BY timestamp",
@@ -61,7 +72,10 @@ Deno.test("stats over idle and busy snapshots", async (t) => {
   await storeFixture(path, "metrics-v1-idle.prom", IDLE_MS);
   await storeFixture(path, "metrics-v1-busy.prom", BUSY_MS);
   const store = openStore(path, { readOnly: true });
-  const stats = containerStats(store.db, "vllm-test", { startMs: IDLE_MS, endMs: BUSY_MS });
+  const stats = containerStats(store.db, "vllm-test", {
+    startMs: IDLE_MS,
+    endMs: BUSY_MS,
+  });
   store.close();
   const model = stats.models.find((entry) => entry.model === "org/model-7b");
   assert.ok(model !== undefined, "model org/model-7b is present");
@@ -89,7 +103,12 @@ Deno.test("stats over idle and busy snapshots", async (t) => {
     assertClose(model.promptTokensPerSecond.avg, 32011.6);
   });
   await t.step("finished requests by reason", () => {
-    assert.deepEqual(model.finishedRequestsByReason, { stop: 16, length: 6, abort: 0, error: 0 });
+    assert.deepEqual(model.finishedRequestsByReason, {
+      stop: 16,
+      length: 6,
+      abort: 0,
+      error: 0,
+    });
     assert.equal(model.preemptions, 0);
   });
   await t.step("scrape health", () => {
@@ -105,7 +124,10 @@ Deno.test("stats across a container restart", async () => {
   await storeFixture(path, "metrics-v1-busy.prom", BUSY_MS);
   await storeFixture(path, "metrics-v1-restarted.prom", RESTARTED_MS);
   const store = openStore(path, { readOnly: true });
-  const stats = containerStats(store.db, "vllm-test", { startMs: BUSY_MS, endMs: RESTARTED_MS });
+  const stats = containerStats(store.db, "vllm-test", {
+    startMs: BUSY_MS,
+    endMs: RESTARTED_MS,
+  });
   store.close();
   const model = stats.models.find((entry) => entry.model === "org/model-7b")!;
   const seconds = (RESTARTED_MS - BUSY_MS) / 1000;
@@ -119,7 +141,9 @@ Deno.test("NaN samples are stored as NULL and read back as NaN", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/metrics.db`;
   const store = openStore(path);
-  const parsed = parseTextFormat("# TYPE g gauge\ng NaN\n# TYPE h gauge\nh +Inf\n");
+  const parsed = parseTextFormat(
+    "# TYPE g gauge\ng NaN\n# TYPE h gauge\nh +Inf\n",
+  );
   store.writeScrape({
     container: "c",
     timestampMs: 1000,
@@ -130,7 +154,9 @@ Deno.test("NaN samples are stored as NULL and read back as NaN", async () => {
     duplicateSamples: 0,
     error: null,
   }, parsed.samples);
-  const rows = store.db.prepare("SELECT metric_name, value FROM metrics ORDER BY metric_name").all() as {
+  const rows = store.db.prepare(
+    "SELECT metric_name, value FROM metrics ORDER BY metric_name",
+  ).all() as {
     metric_name: string;
     value: number | null;
   }[];
@@ -141,8 +167,15 @@ Deno.test("NaN samples are stored as NULL and read back as NaN", async () => {
 
 Deno.test("resolveMetricNames maps short and renamed names", async (t) => {
   const cases: [string, string[]][] = [
-    ["kv_cache_usage_perc", ["kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"]],
-    ["vllm:gpu_cache_usage_perc", ["vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"]],
+    ["kv_cache_usage_perc", [
+      "kv_cache_usage_perc",
+      "vllm:kv_cache_usage_perc",
+      "vllm:gpu_cache_usage_perc",
+    ]],
+    ["vllm:gpu_cache_usage_perc", [
+      "vllm:gpu_cache_usage_perc",
+      "vllm:kv_cache_usage_perc",
+    ]],
     ["vllm:num_requests_running", ["vllm:num_requests_running"]],
   ];
   for (const [input, expected] of cases) {
@@ -160,9 +193,11 @@ Deno.test("deleteBefore removes old scrapes and their samples only", async () =>
   const store = openStore(path);
   const deleted = await store.deleteBefore(BUSY_MS, 7);
   assert.equal(deleted, 449);
-  const remaining = store.db.prepare("SELECT DISTINCT timestamp FROM metrics").all() as { timestamp: number }[];
+  const remaining = store.db.prepare("SELECT DISTINCT timestamp FROM metrics")
+    .all() as { timestamp: number }[];
   assert.deepEqual(remaining.map((row) => row.timestamp), [BUSY_MS]);
-  const scrapes = store.db.prepare("SELECT count(*) AS n FROM scrapes").get() as { n: number };
+  const scrapes = store.db.prepare("SELECT count(*) AS n FROM scrapes")
+    .get() as { n: number };
   assert.equal(scrapes.n, 1);
   assert.equal(await store.deleteBefore(IDLE_MS), 0);
   store.close();
