@@ -135,6 +135,11 @@ export class LogFollower {
     this.#writer = new DayFileWriter(options.logDir);
   }
 
+  /** Process id of the running logs command, or null between restarts. */
+  get followerPid(): number | null {
+    return this.#child?.pid ?? null;
+  }
+
   /** Repairs torn lines, rebuilds the resume point from the files, and starts following. */
   async start(): Promise<void> {
     const repaired = await repairTornLines(this.#options.logDir);

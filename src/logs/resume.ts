@@ -2,49 +2,71 @@
  * Where capture resumes after the follower or the logger restarts, and which
  * replayed events are already in the files.
  *
- * `docker logs --since T` is inclusive and the two streams' timestamps are
- * not ordered relative to each other, so the follower resumes at the start
- * of the oldest "newest event" of the two streams, and skips a replayed
- * event when its stream already has a newer event, or when an event with the
- * same timestamp, stream and text was written before.
+ * `docker logs --since T` is inclusive at nanosecond precision, so the lines
+ * stamped T come again; several lines can share one timestamp; and the
+ * timestamps of stdout and stderr are not ordered relative to each other, so
+ * "drop anything older than the last line" would lose lines. The follower
+ * therefore resumes at the start of the older of the two streams' newest
+ * events (at most {@linkcode RESUME_MARGIN_MS} before the newest event of
+ * either), and skips a replayed event only when an event with the same
+ * timestamp, stream and text was written before, counting repeats.
  *
  * @module
  */
 import { listDayFiles } from "./day_files.ts";
 import type { LogEvent, StreamName } from "./types.ts";
 
+/**
+ * How far before the newest written event a resume may start. The two
+ * streams are read concurrently, so a line stamped this much earlier than
+ * the newest written line of the other stream has been read and written.
+ */
+export const RESUME_MARGIN_MS = 60_000;
+
+/** Tail of the newest day file read at start to rebuild the state. */
+const TAIL_BYTES = 8 * 1024 * 1024;
+
 function eventKey(timestamp: string, stream: string, message: string): string {
   return `${timestamp}\u0000${stream}\u0000${message}`;
 }
 
-/** Tail of the newest day file read at start to rebuild the state. */
-const TAIL_BYTES = 8 * 1024 * 1024;
+/** Timestamp `ms` milliseconds before a Docker timestamp, in the same fixed-width form. */
+function timestampBefore(timestamp: string, ms: number): string {
+  const seconds = Date.parse(timestamp.slice(0, 19) + "Z") - ms;
+  return new Date(seconds).toISOString().slice(0, 19) + timestamp.slice(19);
+}
 
 /** State of what was written, per container. */
 export class ResumeState {
   readonly #newest = new Map<StreamName, string>();
   readonly #written = new Map<string, number>();
   #replayed = new Map<string, number>();
+  #replaySince: string | null = null;
 
   /** Value for `docker logs --since`, or null when nothing was written yet. */
   sinceArgument(): string | null {
-    let since: string | null = null;
+    let oldest: string | null = null;
+    let newest: string | null = null;
     for (const timestamp of this.#newest.values()) {
-      if (since === null || timestamp < since) since = timestamp;
+      if (oldest === null || timestamp < oldest) oldest = timestamp;
+      if (newest === null || timestamp > newest) newest = timestamp;
     }
-    return since;
+    if (oldest === null || newest === null) return null;
+    const floor = timestampBefore(newest, RESUME_MARGIN_MS);
+    return oldest < floor ? floor : oldest;
   }
 
   /** Call when a new follower process starts, before its first event. */
   beginReplay(): void {
     this.#replayed = new Map();
+    this.#replaySince = this.sinceArgument();
   }
 
   /** True when the event is already in the files and must not be written again. */
   isDuplicate(event: LogEvent): boolean {
-    const newest = this.#newest.get(event.stream);
-    if (newest === undefined || event.timestamp > newest) return false;
-    if (event.timestamp < newest) return true;
+    if (this.#replaySince === null || event.timestamp < this.#replaySince) {
+      return false;
+    }
     const key = eventKey(event.timestamp, event.stream, event.message);
     const written = this.#written.get(key) ?? 0;
     const replayed = this.#replayed.get(key) ?? 0;
@@ -59,13 +81,14 @@ export class ResumeState {
     if (newest === undefined || timestamp > newest) {
       this.#newest.set(stream, timestamp);
     }
-    if (newest !== undefined && timestamp < newest) return;
     const key = eventKey(timestamp, stream, message);
     this.#written.set(key, (this.#written.get(key) ?? 0) + 1);
-    if (this.#written.size > 4096) this.#prune();
+    if (this.#written.size > 8192 && this.#written.size % 1024 === 0) {
+      this.#prune();
+    }
   }
 
-  /** Drops keys older than every stream's newest event: the timestamp rule covers them. */
+  /** Drops keys older than the next resume point: Docker will not send them again. */
   #prune(): void {
     const floor = this.sinceArgument();
     if (floor === null) return;
@@ -101,6 +124,7 @@ export class ResumeState {
       if (stream !== "stdout" && stream !== "stderr") continue;
       state.recordWritten(timestamp, stream, message);
     }
+    state.#prune();
     return state;
   }
 }
