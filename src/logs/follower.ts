@@ -287,8 +287,18 @@ export class LogFollower {
       this.#queue.push(...groupers[stream].push(raw));
     };
 
+    const splitters: Record<StreamName, LineSplitter> = {
+      stdout: new LineSplitter({ joinDockerChunks: true }),
+      stderr: new LineSplitter({ joinDockerChunks: true }),
+    };
     const timer = setInterval(() => {
       if (performance.now() - lastLineMs >= this.#options.quietFlushMs) {
+        // A line that never got its newline is written after a quiet time.
+        for (const stream of ["stdout", "stderr"] as const) {
+          for (const line of splitters[stream].end()) {
+            onLine(stream, line.text, line.originalBytes);
+          }
+        }
         for (const grouper of Object.values(groupers)) {
           this.#queue.push(...grouper.flush());
         }
@@ -300,11 +310,15 @@ export class LogFollower {
       await Promise.all([
         this.#readStream(
           child.stdout,
+          splitters.stdout,
           (text, original) => onLine("stdout", text, original),
+          () => lastLineMs = performance.now(),
         ),
         this.#readStream(
           child.stderr,
+          splitters.stderr,
           (text, original) => onLine("stderr", text, original),
+          () => lastLineMs = performance.now(),
         ),
       ]);
       const status = await child.status;
@@ -324,11 +338,13 @@ export class LogFollower {
 
   async #readStream(
     stream: ReadableStream<Uint8Array>,
+    splitter: LineSplitter,
     onLine: (text: string, originalBytes?: number) => void,
+    onChunk: () => void,
   ): Promise<void> {
-    const splitter = new LineSplitter({ joinDockerChunks: true });
     try {
       for await (const chunk of stream) {
+        onChunk();
         for (const line of splitter.push(chunk)) {
           onLine(line.text, line.originalBytes);
         }

@@ -364,3 +364,28 @@ Deno.test({
     await h.cleanup();
   },
 });
+
+Deno.test({
+  name: "follower writes a line that never gets its newline",
+  ...noLeaks,
+  fn: async () => {
+    const h = await harness();
+    await createContainer(h.root, h.container, { running: true });
+    const logPath = `${h.root}/${h.container}/log.jsonl`;
+    const entry = {
+      log: "progress without newline",
+      stream: "stdout",
+      time: stamp(1),
+    };
+    await Deno.writeTextFile(logPath, JSON.stringify(entry) + "\n", {
+      append: true,
+    });
+    const follower = h.follower();
+    await follower.start();
+    const records = await waitForRecords(h, 1);
+    assert.equal(records[0]!.message, "progress without newline");
+    await follower.stop();
+    assert.equal((await h.records()).length, 1);
+    await h.cleanup();
+  },
+});
