@@ -12,7 +12,7 @@ import { parseTextFormat } from "../src/metrics/exposition/text_format.ts";
 
 const FIXTURE_DIRECTORY = new URL("../tests/testdata/vllm/", import.meta.url);
 
-/** Bucket bounds of vLLM's latency histograms, as prometheus_client prints them. */
+/** The first 19 bounds of vLLM's request-latency buckets as prometheus_client prints them, then `+Inf`. */
 const BUCKET_BOUNDS = [
   "0.3",
   "0.5",

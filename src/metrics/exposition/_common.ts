@@ -81,7 +81,7 @@ function isBlank(code: number): boolean {
  * (`5.221789e+06`, `.5`, `1.`), `NaN` and an optionally signed `Inf` or
  * `Infinity`, all case-insensitive as in Go. Returns `undefined` for anything
  * else, including the empty string. Go's hexadecimal floats (`0x1p-2`) and
- * digit underscores are rejected, because no Prometheus client writes them.
+ * digit underscores are rejected, as the Prometheus text parser rejects them.
  */
 export function parseFloatValue(text: string): number | undefined {
   const length = text.length;
@@ -278,7 +278,7 @@ export class LineScanner {
     }
   }
 
-  /** Whether the rest of the line is empty or only spaces and tabs. */
+  /** Returns whether the rest of the line is empty or only spaces and tabs. */
   restIsBlank(): boolean {
     for (let index = this.pos; index < this.end; index++) {
       if (!isBlank(this.text.charCodeAt(index))) {
@@ -451,9 +451,7 @@ export class SeriesBuffer {
   plainLabels = true;
   /** Label indexes sorted by label name, filled by `sortLabels()`. */
   readonly sortedOrder: number[] = [];
-  /** Metric name of the previous line, see `reuseName()`. */
-  private previousName = "";
-  /** Label names of the previous line by position, see `reuseName()`. */
+  /** Label names of the previous line by position, see `pushLabel()`. */
   private readonly previousLabelNames: string[] = [];
 
   clear(): void {
@@ -463,21 +461,7 @@ export class SeriesBuffer {
     this.plainLabels = true;
   }
 
-  /**
-   * Stores `name` as the metric name. When it equals the previous line's
-   * name, the previous string object is kept instead, so that later
-   * comparisons are identity checks.
-   */
-  setName(name: string): void {
-    if (name === this.previousName) {
-      this.name = this.previousName;
-    } else {
-      this.name = name;
-      this.previousName = name;
-    }
-  }
-
-  /** Whether `name` is among the labels pushed so far on this line. */
+  /** Returns whether `name` is among the labels pushed so far on this line. */
   hasLabel(name: string): boolean {
     for (let index = 0; index < this.labelCount; index++) {
       if (this.labelNames[index] === name) {
@@ -548,10 +532,10 @@ export function readLabelSet(
   series: SeriesBuffer,
   allowMetricName: boolean,
 ): boolean {
-  // This loop keeps the position in a local variable and reads characters
-  // past the line end without a bounds check where that is safe: the line
-  // ends in "\r", "\n" or the end of the body (NaN), which match no token.
-  // It is the hot path of both parsers.
+  // This is the hot path of both parsers, so the position lives in a local
+  // variable. Loops over names and blanks read up to the character after the
+  // line without a bounds check. That character is "\r", "\n" or, at the end
+  // of the body, NaN, and none of these continues a token.
   const text = scanner.text;
   const end = scanner.end;
   scanner.expectChar(OPEN_BRACE, 'expected "{"');
@@ -587,7 +571,7 @@ export function readLabelSet(
           scanner.pos = nameStart;
           scanner.fail("expected a non-empty quoted metric name");
         }
-        series.setName(labelName);
+        series.name = labelName;
         first = false;
         pos++;
         if (next === CLOSE_BRACE) {
@@ -730,7 +714,7 @@ export function readSeries(scanner: LineScanner, series: SeriesBuffer): void {
   while (isMetricNameChar(text.charCodeAt(pos))) {
     pos++;
   }
-  series.setName(text.slice(seriesStart, pos));
+  series.name = text.slice(seriesStart, pos);
   scanner.pos = pos;
 
   let code = text.charCodeAt(pos);
@@ -753,13 +737,14 @@ export function readSeries(scanner: LineScanner, series: SeriesBuffer): void {
 }
 
 /**
- * Renders the canonical text form of a series: the bare metric name (or
- * `{"name"` when it is not a valid bare name), then the labels sorted by
- * name as `name="value"` with `\`, `"` and line feeds escaped, names quoted
- * when they are not valid bare label names.
+ * Renders the canonical text form of a series, which serves as its key for
+ * finding repeated series.
  *
- * The form is a serialisation, so two series get the same string exactly
- * when they have the same name and the same labels.
+ * The form is the bare metric name, or `{"name",` when the name is not a
+ * valid bare name. The labels follow sorted by name as `name="value"`, with
+ * `\`, `"` and line feeds escaped and with names quoted when they are not
+ * valid bare label names. Because this is a serialisation, two series get
+ * the same string exactly when they have the same name and the same labels.
  */
 export function renderSeriesKey(series: SeriesBuffer): string {
   const count = series.labelCount;
@@ -885,7 +870,7 @@ export class ExpositionBuilder {
   /**
    * Untyped families of samples whose own name belongs to a declared family
    * of another type, such as `foo` below `# TYPE foo histogram`. They are not
-   * listed in `families` because the declared family holds that name.
+   * listed in `families` because the declared family uses that name.
    */
   private readonly shadowedFamilies = new Map<string, FamilyState>();
   private readonly seriesKeys = new Set<string>();

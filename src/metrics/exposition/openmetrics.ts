@@ -49,10 +49,10 @@ const OPENMETRICS_TYPES: ReadonlySet<string> = new Set<MetricType>([
  * and any non-blank line after it is an error and is not parsed.
  *
  * This parser accepts more than OpenMetrics 1.0 allows, so that a scrape is
- * not lost to a formatting slip: blank lines, runs of spaces or tabs between
- * tokens, `\r\n` line ends, comments other than HELP, TYPE, UNIT and EOF, a
- * trailing comma in label sets and quoted UTF-8 names as written by
- * Prometheus 3.
+ * not lost to a formatting slip. It also reads blank lines, runs of spaces or
+ * tabs between tokens, `\r\n` line ends and comments other than HELP, TYPE,
+ * UNIT and EOF. Label sets may end with a comma, and names may be quoted
+ * UTF-8 strings as Prometheus 3 writes them.
  */
 export function parseOpenMetrics(body: string): ParsedExposition {
   const scanner = new LineScanner(body);
@@ -95,7 +95,9 @@ export function parseOpenMetrics(body: string): ParsedExposition {
   if (eofLine === 0) {
     builder.addError(
       scanner.lineNumber + 1,
-      `expected "# EOF" as the last line, found end of body after line ${scanner.lineNumber}`,
+      scanner.lineNumber === 0
+        ? 'expected "# EOF" as the last line, found an empty body'
+        : `expected "# EOF" as the last line, found end of body after line ${scanner.lineNumber}`,
     );
   }
   return builder.finish();

@@ -13,10 +13,11 @@ import type { ParsedExposition } from "./types.ts";
  * Accept header for scrape requests: OpenMetrics 1.0.0 first, then
  * OpenMetrics 0.0.1, then the text format 0.0.4, then anything.
  *
- * The media types and q-values are those of Prometheus's default
- * `scrape_protocols` (2.49 and later without the text 1.0.0 entry). Both
- * OpenMetrics versions go to {@linkcode parseOpenMetrics}, and any other
- * response goes to {@linkcode parseTextFormat}.
+ * The media types and q-values are the ones Prometheus's `acceptHeader()`
+ * (scrape/scrape.go) builds for its default protocol list before text 1.0.0
+ * was added to it. Responses in either OpenMetrics version go to
+ * {@linkcode parseOpenMetrics}, and any other response goes to
+ * {@linkcode parseTextFormat}.
  */
 export const SCRAPE_ACCEPT_HEADER =
   "application/openmetrics-text;version=1.0.0;q=0.5," +
