@@ -37,7 +37,10 @@ export interface DockerLogLine {
   stream: StreamName;
   /** The line without its final `\n`; text containing `\n` is split into several lines. */
   text: string;
-  /** Time of the line; when absent, the store takes the current time. */
+  /**
+   * Time of every entry made from `text`; when absent, the store takes the
+   * current time.
+   */
   time?: Date | string;
 }
 
@@ -45,9 +48,10 @@ export interface DockerLogLine {
 export interface AppendOptions {
   /**
    * Time of the chunks of a line split at 16 KiB. `shared`: every chunk
-   * carries the time of the first, as Docker's copier has done since
-   * partial-message metadata was added (Docker 19.03 and later). `distinct`:
-   * each chunk gets its own, later time, as older Docker versions did.
+   * carries the time of the first, as the copier does since it records
+   * partial-message metadata (moby `daemon/logger/copier.go`; Docker 20.10
+   * shows it). `distinct`: each chunk gets its own, later time, as the
+   * copier did before that change.
    * @default "shared"
    */
   partialTimestamps?: "shared" | "distinct";
@@ -61,7 +65,8 @@ export interface ContainerConfig {
   created: string;
 }
 
-const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Container names Docker accepts; other names could also escape the root directory. */
+export const CONTAINER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -71,7 +76,7 @@ const decoder = new TextDecoder();
  * @throws {RangeError} when the name is not a valid Docker container name.
  */
 export function containerDirectory(root: string, container: string): string {
-  if (!CONTAINER_NAME.test(container)) {
+  if (!CONTAINER_NAME_PATTERN.test(container)) {
     throw new RangeError(
       `Invalid container name "${container}": use letters, digits, "_", "." and "-", starting with a letter or digit`,
     );
@@ -172,18 +177,19 @@ export function appendDockerLog(
   stream: StreamName,
   text: string,
   time?: Date | string,
+  options: AppendOptions = {},
 ): Promise<void> {
   const line: DockerLogLine = time === undefined
     ? { stream, text }
     : { stream, text, time };
-  return appendDockerLogLines(root, container, [line]);
+  return appendDockerLogLines(root, container, [line], options);
 }
 
 /**
- * Appends several lines with one write, so that a reader sees all of them
+ * Appends several lines with one write, so that a reader gets all of them
  * or none. Automatic times strictly increase per container within this
- * process, also across calls; an explicit `time` is stored as given, which
- * lets tests write equal or out-of-order times.
+ * process, also across calls. An explicit `time` is stored as given, so
+ * tests can write equal or out-of-order times.
  *
  * @throws {Deno.errors.NotFound} when the container does not exist.
  * @throws {RangeError} when an explicit time is not valid RFC 3339.
@@ -264,13 +270,15 @@ export function appendDockerLogEntries(
 }
 
 /**
- * Splits one line (without its `\n`) the way Docker's log copier does:
- * chunks of 16384 bytes of UTF-8 while at least that much remains, then the
- * rest with the `\n` (an exact multiple of 16384 bytes leaves a final entry
- * of just `\n`). The split is by bytes, so a multi-byte character can be cut.
- * The json-file driver then writes each invalid byte at a chunk edge as
- * U+FFFD, so such a character turns into one U+FFFD per byte it had; the
- * original character is lost, as with real Docker.
+ * Splits one line (without its `\n`) the way Docker's log copier does. It
+ * cuts chunks of 16384 bytes of UTF-8 while at least that much remains,
+ * then adds the rest with the `\n`. A line of an exact multiple of 16384
+ * bytes thus ends with an entry of just `\n`.
+ *
+ * The split is by bytes, so it can cut a multi-byte character. The
+ * json-file driver writes each invalid byte at a chunk edge as U+FFFD, so
+ * such a character becomes one U+FFFD per byte and is lost, as with real
+ * Docker.
  */
 export function splitLineLikeDocker(line: string): string[] {
   const bytes = encoder.encode(line);
@@ -347,8 +355,8 @@ export function parseTimestampNanos(text: string): bigint | undefined {
 
 /**
  * Formats nanoseconds since the Unix epoch in UTC. `fixed` always prints
- * nine fraction digits, as `docker logs --timestamps` does; `trimmed` drops
- * trailing zeros (and the point when nothing remains), as Go's
+ * nine fraction digits, as `docker logs --timestamps` does. `trimmed` drops
+ * trailing zeros and a point left without digits, as Go's
  * `time.RFC3339Nano` does in json-file entries.
  */
 export function formatTimestamp(
@@ -406,7 +414,7 @@ export async function readContainerConfig(
   }
 }
 
-/** Last automatic time and file size this process knows per log file. */
+/** Last entry time and file size per log file, as this process last wrote them. */
 const lastTimestamps = new Map<string, { size: number; nanos: bigint }>();
 /** Pending appends per log file, so appends from one process never interleave. */
 const fileLocks = new Map<string, Promise<unknown>>();
@@ -443,9 +451,9 @@ async function openLogForAppend(
 }
 
 /**
- * Returns the file size and the latest automatic time to continue from.
- * The cached value is used while the file has the size this process left
- * it at; otherwise another writer appended and the last entry is read.
+ * Returns the file size and the latest entry time to continue from. The
+ * cached value is used while the file has the size this process left it
+ * at. Otherwise another writer appended, so the last entry is read again.
  */
 async function lastTimestampOf(
   path: string,

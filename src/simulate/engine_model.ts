@@ -63,7 +63,7 @@ export interface EngineConfig {
   maxNumSeqs: number;
   /** Token budget of one engine step (`max_num_batched_tokens`). */
   maxNumBatchedTokens: number;
-  /** Longest context a request may have (`max_model_len`). */
+  /** Maximum context length of a request in tokens (`max_model_len`). */
   maxModelLen: number;
   /** Fixed cost of one engine step in ms. */
   stepBaseMs: number;

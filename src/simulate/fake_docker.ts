@@ -12,7 +12,7 @@
  *   `running` file exists, and exits 0 once it is gone and everything
  *   stored has been printed.
  * - `docker inspect [-f FORMAT] CONTAINER...` and `docker ps [-a] [-q]
- *   [--no-trunc] [--format FORMAT] [--filter name=X]`, with small Go
+ *   [--no-trunc] [--format FORMAT] [--filter name=X|status=S]`, with small Go
  *   templates (`{{.State.Running}}`, `{{json .State}}`, `{{.Names}}`).
  * - `docker --version` and `docker version`.
  *
@@ -25,6 +25,7 @@
 // deno-lint-ignore-file no-console
 
 import {
+  CONTAINER_NAME_PATTERN,
   containerDirectory,
   type DockerLogEntry,
   formatTimestamp,
@@ -34,7 +35,6 @@ import {
   readContainerConfig,
 } from "./docker_store.ts";
 
-const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const VERSION_TEXT = "Docker version 27.5.1-fake, build horos-fake-docker";
 const POLL_INTERVAL_MS = 50;
 const READ_CHUNK_BYTES = 256 * 1024;
@@ -128,8 +128,8 @@ class EntryPrinter {
   async print(entry: DockerLogEntry, nanos: bigint): Promise<void> {
     const buffer = entry.stream === "stdout" ? this.#stdout : this.#stderr;
     if (buffer !== this.#current) {
-      // Flush the other stream first so a reader of both sees the order
-      // of the log, as far as two pipes allow.
+      // Flush the other stream first, so that a reader of both streams
+      // gets the entries in log order as far as two pipes allow.
       await this.#current.flush();
       this.#current = buffer;
     }
@@ -309,7 +309,7 @@ async function runLogs(root: string, args: string[]): Promise<number> {
 
 /** Returns the container's directory; a name Docker would reject is reported as not found. */
 function directoryOf(root: string, container: string): string {
-  if (!CONTAINER_NAME.test(container)) {
+  if (!CONTAINER_NAME_PATTERN.test(container)) {
     throw new CommandError(
       `Error response from daemon: No such container: ${container}`,
     );
@@ -455,17 +455,22 @@ async function runPs(root: string, args: string[]): Promise<number> {
     value: ["format", "filter"],
     short: { a: "all", q: "quiet", f: "filter" },
   }, "ps");
-  const nameFilter = flags.values.get("filter")?.replace(/^name=/, "");
+  const filter = parseFilter(flags.values.get("filter"));
   const rows: Record<string, unknown>[] = [];
   for (const name of await listContainers(root)) {
     const details = await describeContainer(root, name);
     const state = details?.State as { Running?: boolean } | undefined;
-    if (
-      details === undefined || (!state?.Running && !flags.booleans.has("all"))
-    ) {
+    // Like Docker, a status filter also lists stopped containers without -a.
+    const showStopped = flags.booleans.has("all") ||
+      filter.status !== undefined;
+    if (details === undefined || (!state?.Running && !showStopped)) {
       continue;
     }
-    if (nameFilter !== undefined && !name.includes(nameFilter)) {
+    const stateName = state?.Running ? "running" : "exited";
+    if (
+      (filter.name !== undefined && !name.includes(filter.name)) ||
+      (filter.status !== undefined && filter.status !== stateName)
+    ) {
       continue;
     }
     const id = String(details.Id);
@@ -473,7 +478,7 @@ async function runPs(root: string, args: string[]): Promise<number> {
       ID: flags.booleans.has("no-trunc") ? id : id.slice(0, 12),
       Image: "vllm/vllm-openai:latest",
       Names: name,
-      State: state?.Running ? "running" : "exited",
+      State: stateName,
       Status: state?.Running ? "Up" : "Exited (0)",
     });
   }
@@ -495,11 +500,30 @@ async function runPs(root: string, args: string[]): Promise<number> {
   return 0;
 }
 
+/** Parses the `--filter` value of `docker ps`; `name` and `status` are supported. */
+function parseFilter(
+  value: string | undefined,
+): { name?: string; status?: string } {
+  if (value === undefined) {
+    return {};
+  }
+  const [key = "", filterValue = ""] = splitOnce(value, "=");
+  if (key === "name") {
+    return { name: filterValue };
+  }
+  if (key === "status") {
+    return { status: filterValue };
+  }
+  throw new CommandError(
+    `Error response from daemon: invalid filter '${key}'`,
+  );
+}
+
 async function describeContainer(
   root: string,
   name: string,
 ): Promise<Record<string, unknown> | undefined> {
-  if (!CONTAINER_NAME.test(name)) {
+  if (!CONTAINER_NAME_PATTERN.test(name)) {
     return undefined;
   }
   const directory = containerDirectory(root, name);

@@ -1,11 +1,11 @@
 /**
  * A small metrics registry that renders the Prometheus text format 0.0.4 the
- * way Python's `prometheus_client` (0.2x, `generate_latest`) does, so the
- * simulator's `/metrics` body has the same layout as a real vLLM server:
- * counters exposed with `_total`, a separate `_created` gauge family after
- * each counter, histogram and summary, histogram samples in the order
- * buckets, `_count`, `_sum`, labels sorted by name, and floats printed by
- * Python's `repr` with Go-style exponents for large values.
+ * way Python's `prometheus_client` (0.2x, `generate_latest`) does. The
+ * simulator's `/metrics` body thus has the layout of a real vLLM server.
+ * Counters are exposed with `_total`, and a separate `_created` gauge family
+ * follows each counter, histogram and summary. Histogram samples come in
+ * the order buckets, `_count`, `_sum`, and labels are sorted by name. Floats
+ * are printed by Python's `repr`, with Go-style exponents for large values.
  *
  * @module
  */

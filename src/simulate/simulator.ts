@@ -1,8 +1,9 @@
 /**
  * A stand-in for a vLLM V1 OpenAI server, for demos and tests on machines
  * without a GPU. It serves `/metrics` in the layout of a real server
- * (prometheus_client text format 0.0.4, the 2026 family set), `/health`,
- * and produces the log lines such a server prints. The figures come from a
+ * (prometheus_client text format 0.0.4, the 2026 family set, gzip when the
+ * client accepts it), `/health`, and produces the log lines such a server
+ * prints. The figures come from a
  * request-level engine model, so counters, histograms and gauges agree with
  * each other and with the log lines.
  *
@@ -149,7 +150,7 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 const DEFAULT_MODEL_NAME = "org/model-7b";
 const VLLM_VERSION = "0.15.1";
 const CONTAINER_PORT = 8000;
-/** Longest stretch of model time run with one load level and one arrival rate. */
+/** Maximum model time in ms run with one load level and one arrival rate. */
 const LOAD_STEP_MS = 1000;
 /** Share of client requests rejected with 400 before reaching the engine. */
 const BAD_REQUEST_SHARE = 0.004;
@@ -263,8 +264,8 @@ class VllmSimulator implements Simulator {
       this.#startMs,
     );
 
-    // The server answers only after this constructor returns, so the
-    // startup lines still come before any access line.
+    // The server handles requests only after this constructor returns, so
+    // the startup lines still come before any access line.
     this.#server = Deno.serve({
       hostname: "127.0.0.1",
       port: options.port ?? 0,
@@ -359,12 +360,12 @@ class VllmSimulator implements Simulator {
   #handle(
     request: Request,
     info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-  ): Response {
+  ): Response | Promise<Response> {
     const url = new URL(request.url);
     const client = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
     const target = `${url.pathname}${url.search}`;
     const prefix = processPrefix(this.#names, "APIServer");
-    const respond = (status: number, response: Response): Response => {
+    const respond = <T>(status: number, response: T): T => {
       this.#emit(
         "stdout",
         accessLine(prefix, client, request.method, target, status),
@@ -382,12 +383,7 @@ class VllmSimulator implements Simulator {
         return respond(200, new Response(null, { status: 200 }));
       }
       this.#metricsRequests += 1;
-      return respond(
-        200,
-        new Response(this.renderMetrics(), {
-          headers: { "content-type": METRICS_CONTENT_TYPE },
-        }),
-      );
+      return respond(200, metricsResponse(request, this.renderMetrics()));
     }
     // Unknown paths are counted under handler "none", as the
     // instrumentator does; /metrics and /health are not counted at all.
@@ -586,6 +582,37 @@ class VllmSimulator implements Simulator {
       this.#emit(line.stream, line.text);
     }
   }
+}
+
+/**
+ * Builds the `/metrics` response. Like prometheus_client's ASGI app, the
+ * body is gzip-compressed when the request's Accept-Encoding names gzip.
+ *
+ * NOTE: the body is always the text format 0.0.4. A real server responds to an
+ * Accept header naming `application/openmetrics-text` with OpenMetrics.
+ */
+async function metricsResponse(
+  request: Request,
+  body: string,
+): Promise<Response> {
+  const acceptEncoding = request.headers.get("accept-encoding") ?? "";
+  const gzipAccepted = acceptEncoding.split(",").some((coding) =>
+    coding.trim().split(";")[0]?.trim().toLowerCase() === "gzip"
+  );
+  if (!gzipAccepted) {
+    return new Response(body, {
+      headers: { "content-type": METRICS_CONTENT_TYPE },
+    });
+  }
+  const compressed = await new Response(
+    new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")),
+  ).arrayBuffer();
+  return new Response(compressed, {
+    headers: {
+      "content-type": METRICS_CONTENT_TYPE,
+      "content-encoding": "gzip",
+    },
+  });
 }
 
 function nonNegative(name: string, value: number): number {

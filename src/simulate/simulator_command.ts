@@ -13,7 +13,12 @@ import {
   type DockerLogLine,
   setContainerRunning,
 } from "./docker_store.ts";
-import { startSimulator, waveLoad } from "./simulator.ts";
+import {
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+  waveLoad,
+} from "./simulator.ts";
 
 /** Options of {@linkcode runSimulateCommand}. */
 export interface SimulateCommandOptions {
@@ -54,7 +59,8 @@ export interface SimulateCommandOptions {
    */
   color?: boolean;
   /**
-   * Whether to print the log lines to stdout and stderr.
+   * Whether to print the log lines to stdout and stderr, and the address
+   * of the server to stderr.
    * @default true
    */
   print?: boolean;
@@ -81,7 +87,7 @@ export async function runSimulateCommand(
   const stop = new AbortController();
   const printer = new LinePrinter(options.print ?? true);
   store?.onFailure(() => stop.abort());
-  const simulator = startSimulator({
+  const settings: SimulatorOptions = {
     port: options.port,
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     ...(options.modelName === undefined
@@ -104,7 +110,16 @@ export async function runSimulateCommand(
       printer.print(stream, text);
       store?.add(stream, text);
     },
-  });
+  };
+  let simulator: Simulator;
+  try {
+    simulator = startSimulator(settings);
+  } catch (error) {
+    // The container was marked as running above; a port already in use
+    // must not leave it so.
+    await store?.finish();
+    throw error;
+  }
   printer.notice(
     `simulate: serving ${simulator.url} for model ${
       options.modelName ?? "org/model-7b"
@@ -165,9 +180,11 @@ class LinePrinter {
     }
   }
 
-  /** Prints a message of the command itself on stderr, even when log lines are not printed. */
+  /** Prints a message of the command itself on stderr. */
   notice(text: string): void {
-    this.#write(Deno.stderr, text);
+    if (this.#enabled) {
+      this.#write(Deno.stderr, text);
+    }
   }
 
   #write(

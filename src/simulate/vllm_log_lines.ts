@@ -3,8 +3,8 @@
  * vLLM logger records with the `(APIServer pid=1)` process prefix, uvicorn
  * lifecycle and access lines, tqdm progress bars, the periodic engine stats
  * line and tracebacks. Each function returns physical lines without their
- * final `\n`; a line of a multi-line vLLM record that continues on the next
- * line ends with `\r`, as vLLM joins such lines with `\r\n`.
+ * final `\n`. vLLM joins the lines of a multi-line record with `\r\n`, so
+ * every line of such a record except the last ends with `\r`.
  *
  * @module
  */
@@ -140,15 +140,16 @@ export function statsMessage(figures: StatsFigures): string {
 }
 
 /**
- * Formats like Python's `f"{x:.1f}"`, which rounds exact ties to even
- * (0.25 gives 0.2), whereas `toFixed` rounds them up.
+ * Formats like Python's `f"{x:.1f}"`. Both round the exact binary value.
+ * They differ on exact ties, which at one decimal a double has only for
+ * fractions .25 and .75: Python rounds them to the even digit (0.25 gives
+ * 0.2), whereas `toFixed` rounds them up.
  */
 export function formatOneDecimal(value: number): string {
-  const scaled = value * 10;
-  const isExactTie = Number.isInteger(scaled * 2) &&
-    !Number.isInteger(scaled);
+  const quarters = value * 4;
+  const isExactTie = Number.isInteger(quarters) && quarters % 2 !== 0;
   if (isExactTie) {
-    const lower = Math.floor(scaled);
+    const lower = Math.floor(value * 10);
     const even = lower % 2 === 0 ? lower : lower + 1;
     return (even / 10).toFixed(1);
   }
@@ -247,7 +248,8 @@ export function startupLines(
     "Using FLASH_ATTN attention backend out of potential backends: ['FLASH_ATTN', 'FLASHINFER', 'TRITON_ATTN']",
   );
   // The weight-loading bar ends every refresh with \n, so each state is its
-  // own line starting with \r; the last state repeats, then an empty line.
+  // own line starting with \r. The last state repeats, then comes an empty
+  // line.
   const shardStates = [
     "  0% Completed | 0/4 [00:00<?, ?it/s]",
     " 25% Completed | 1/4 [00:02<00:08,  2.81s/it]",
@@ -428,8 +430,8 @@ export function streamErrorLines(
 
 /**
  * Returns uvicorn's `Exception in ASGI application` line and the raw
- * traceback after it, all on stderr; each line carries only the process
- * prefix. uvicorn answers 500 itself, so no access line follows.
+ * traceback after it, all on stderr. Each line carries only the process
+ * prefix. uvicorn responds with 500 itself, so no access line follows.
  */
 export function asgiErrorLines(names: ProcessNames): LogLine[] {
   const api = processPrefix(names, "APIServer");
