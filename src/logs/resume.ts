@@ -26,8 +26,23 @@ export const RESUME_MARGIN_MS = 60_000;
 /** Tail of the newest day file read at start to rebuild the state. */
 const TAIL_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Identity of an event: timestamp, stream and a 64-bit hash of the message
+ * (two independent 32-bit FNV-1a hashes), so the key set stays small even
+ * for long messages. Two different messages with the same timestamp and
+ * stream collide with a probability of about 2^-64.
+ */
 function eventKey(timestamp: string, stream: string, message: string): string {
-  return `${timestamp}\u0000${stream}\u0000${message}`;
+  let first = 0x811c9dc5;
+  let second = 0x01000193 ^ message.length;
+  for (let i = 0; i < message.length; i++) {
+    const code = message.charCodeAt(i);
+    first = Math.imul(first ^ code, 0x01000193);
+    second = Math.imul(second ^ code, 0x5bd1e995);
+    second ^= second >>> 15;
+  }
+  const hash = (first >>> 0).toString(36) + "." + (second >>> 0).toString(36);
+  return `${timestamp}\u0000${stream}\u0000${hash}`;
 }
 
 /** Timestamp `ms` milliseconds before a Docker timestamp, in the same fixed-width form. */
@@ -42,6 +57,7 @@ export class ResumeState {
   readonly #written = new Map<string, number>();
   #replayed = new Map<string, number>();
   #replaySince: string | null = null;
+  #pruneAtSize = 8192;
 
   /** Value for `docker logs --since`, or null when nothing was written yet. */
   sinceArgument(): string | null {
@@ -83,20 +99,24 @@ export class ResumeState {
     }
     const key = eventKey(timestamp, stream, message);
     this.#written.set(key, (this.#written.get(key) ?? 0) + 1);
-    if (this.#written.size > 8192 && this.#written.size % 1024 === 0) {
-      this.#prune();
-    }
+    if (this.#written.size >= this.#pruneAtSize) this.#prune();
   }
 
-  /** Drops keys older than the next resume point: Docker will not send them again. */
+  /**
+   * Drops keys older than the next resume point: Docker will not send them
+   * again. Keys are in insertion order, which is timestamp order except for
+   * out-of-order lines, so the scan stops at the first key that is kept; an
+   * out-of-order key is only kept longer than needed.
+   */
   #prune(): void {
     const floor = this.sinceArgument();
-    if (floor === null) return;
-    for (const key of this.#written.keys()) {
-      if (key.slice(0, key.indexOf("\u0000")) < floor) {
+    if (floor !== null) {
+      for (const key of this.#written.keys()) {
+        if (key.slice(0, key.indexOf("\u0000")) >= floor) break;
         this.#written.delete(key);
       }
     }
+    this.#pruneAtSize = Math.max(8192, this.#written.size * 2);
   }
 
   /**
