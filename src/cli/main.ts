@@ -9,6 +9,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/config.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../exit_codes.ts";
 import { errorMessage } from "../log.ts";
+import { addAlertsCommands } from "./alerts_command.ts";
 import { addLogsCommand } from "./logs_command.ts";
 import { addMetricsCommands } from "./metrics_commands.ts";
 import { UsageError } from "./options.ts";
@@ -48,6 +49,7 @@ Examples:
   addRunCommand(program, exitCode);
   addMetricsCommands(program, exitCode);
   addLogsCommand(program);
+  addAlertsCommands(program);
   addSimulateCommand(program, exitCode);
   program.command("version").description(
     "print the version and the Deno version it was built with",

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { AlertEngine } from "../alerts/evaluator.ts";
+import { loadRules } from "../alerts/rules.ts";
 import type { LoggerConfig } from "../config/config.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import { LogFollower } from "../logs/follower.ts";
@@ -48,8 +50,20 @@ export async function runDaemon(
   options: RunOptions,
 ): Promise<void> {
   const { logger, signal } = options;
+  // An invalid rules file stops start-up before anything is written.
+  const rules = config.alertsFile === null
+    ? null
+    : await loadRules(config.alertsFile);
   let store: MetricsStore | null = null;
   if (config.dbPath !== null) store = openStore(config.dbPath);
+  const alerts = rules === null || store === null || config.outputDir === null
+    ? null
+    : AlertEngine.open({
+      rules,
+      store,
+      logger,
+      alertLogPath: `${config.outputDir}/alerts.log`,
+    });
 
   const followers: LogFollower[] = [];
   const scrapers: Scraper[] = [];
@@ -78,6 +92,8 @@ export async function runDaemon(
           timeoutMs: config.timeoutMs,
           store,
           logger,
+          onStored: (id, health, samples) =>
+            alerts?.onScrape(id, health, samples),
         }),
       );
     }

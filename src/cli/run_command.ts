@@ -21,6 +21,7 @@ import { runDaemon } from "./run.ts";
 
 /** Flags that make a bare invocation mean `run`. */
 export const RUN_FLAGS = [
+  "--alerts-file",
   "--container",
   "--metrics-port",
   "--metrics-url",
@@ -37,6 +38,7 @@ interface RunFlags extends FlagOptions {
 /** Resolves the configuration from `--config` or from the flag form, not both. */
 export async function configForRun(flags: RunFlags): Promise<LoggerConfig> {
   const flagForm = flags.container ?? flags.metricsPort ?? flags.metricsUrl ??
+    flags.alertsFile ??
     flags.logDir ?? flags.db;
   if (flags.config !== undefined) {
     if (flagForm !== undefined) {
@@ -119,6 +121,10 @@ export function addRunCommand(
       "--interval-seconds <seconds>",
       "flag form: time between scrapes (default: 5)",
       parsePositiveNumber,
+    )
+    .option(
+      "--alerts-file <file>",
+      "flag form: alert rules (see configs/vllm_alerts.yaml); alerts.log goes to --log-dir",
     )
     .option(
       "--logs-stream <command>",

@@ -224,6 +224,16 @@ export function configFromDocument(
     };
   });
 
+  if (
+    data.alerts_file !== undefined &&
+    !containers.some((c) => c.metricsEndpoint !== null)
+  ) {
+    throw new ConfigError(
+      file,
+      "alerts_file",
+      "needs at least one container with metrics_endpoint: rules are evaluated after each scrape",
+    );
+  }
   const intervalMs = data.metrics_scraper.interval_seconds * 1000;
   const timeoutMs = scrapeTimeoutMs(
     intervalMs,
@@ -303,6 +313,7 @@ export interface FlagOptions {
   db?: string;
   intervalSeconds?: number;
   logsStream?: string;
+  alertsFile?: string;
 }
 
 /**
@@ -356,6 +367,16 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
       "nothing to do: pass --log-dir to capture logs and/or --metrics-port with --db to scrape metrics",
     );
   }
+  if (
+    flags.alertsFile !== undefined &&
+    (!wantsMetrics || flags.logDir === undefined)
+  ) {
+    throw new ConfigError(
+      file,
+      "--alerts-file",
+      "needs --metrics-port with --db (rules are evaluated after each scrape) and --log-dir (alerts.log is written there)",
+    );
+  }
   let metricsEndpoint: string | null = null;
   if (flags.metricsPort !== undefined) {
     metricsEndpoint = `http://localhost:${flags.metricsPort}/metrics`;
@@ -388,7 +409,7 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
     timeoutMs: scrapeTimeoutMs(intervalMs),
     dbPath: flags.db ?? null,
     metricsRetentionDays: 30,
-    alertsFile: null,
+    alertsFile: flags.alertsFile ?? null,
     containers: [{
       name: flags.container,
       logDir: flags.logDir ?? null,

@@ -245,3 +245,19 @@ Deno.test("configFromFlags builds the supervisor's form", async (t) => {
     });
   }
 });
+
+Deno.test("alerts need a scraped container", () => {
+  const error = thrownBy(() =>
+    configFromDocument(
+      "test.yaml",
+      parse("containers: [{name: a}]\nalerts_file: rules.yaml\n"),
+    )
+  );
+  assert.ok(error instanceof ConfigError);
+  assert.equal(error.keyPath, "alerts_file");
+  const flagError = thrownBy(() =>
+    configFromFlags({ container: "a", logDir: "/l", alertsFile: "r.yaml" })
+  );
+  assert.ok(flagError instanceof ConfigError);
+  assert.equal(flagError.keyPath, "--alerts-file");
+});
