@@ -80,7 +80,7 @@ export interface ContainerConfig {
 
 /** Validated configuration of the `run` command. */
 export interface LoggerConfig {
-  /** Where `alerts.log` and per-container log directories live, or null. */
+  /** Directory of `alerts.log` and of the per-container log directories, or null. */
   outputDir: string | null;
   compression: "gzip" | "none";
   compressAfterDays: number;

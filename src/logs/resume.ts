@@ -3,12 +3,12 @@
  * replayed events are already in the files.
  *
  * `docker logs --since T` is inclusive at nanosecond precision, so the lines
- * stamped T come again; several lines can share one timestamp; and the
+ * stamped T come again. Several lines can share one timestamp. The
  * timestamps of stdout and stderr are not ordered relative to each other, so
- * "drop anything older than the last line" would lose lines. The follower
- * therefore resumes at the start of the older of the two streams' newest
+ * dropping everything older than the last written line would lose lines.
+ * The follower therefore resumes at the older of the two streams' newest
  * events (at most {@linkcode RESUME_MARGIN_MS} before the newest event of
- * either), and skips a replayed event only when an event with the same
+ * either stream). It skips a replayed event only when an event with the same
  * timestamp, stream and text was written before, counting repeats.
  *
  * @module
@@ -105,8 +105,8 @@ export class ResumeState {
   /**
    * Drops keys older than the next resume point: Docker will not send them
    * again. Keys are in insertion order, which is timestamp order except for
-   * out-of-order lines, so the scan stops at the first key that is kept; an
-   * out-of-order key is only kept longer than needed.
+   * out-of-order lines, so the scan stops at the first key that is kept. An
+   * out-of-order key is then only kept longer than needed.
    */
   #prune(): void {
     const floor = this.sinceArgument();
