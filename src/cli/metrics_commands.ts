@@ -12,6 +12,12 @@ import { containerStats } from "../metrics/stats.ts";
 import { type MetricsStore, openStore } from "../metrics/store.ts";
 import { UsageError } from "./options.ts";
 import { writeStdout } from "./output.ts";
+import { addReportCommand } from "./report_command.ts";
+import {
+  colorEnabled,
+  loadStatsSparklines,
+  statsToTerminalTable,
+} from "./sparkline.ts";
 import { statsToJson, statsToTable } from "./stats_format.ts";
 import { resolveWindow, type WindowFlags } from "./time_window.ts";
 
@@ -70,6 +76,7 @@ function addWindowOptions(
 interface StatsFlags extends DatabaseFlags, WindowFlags {
   container?: string;
   format: "table" | "json";
+  color: boolean;
 }
 
 interface ExportFlags extends DatabaseFlags, WindowFlags {
@@ -84,7 +91,7 @@ export function addMetricsCommands(
   _exitCode: { value: number },
 ): void {
   const metrics = program.command("metrics").description(
-    "read the metrics database: stats, export, list",
+    "read the metrics database: stats, export, list, report",
   );
 
   const stats = metrics
@@ -105,12 +112,18 @@ export function addMetricsCommands(
         "json",
       ]).default("table"),
     )
+    .option(
+      "--no-color",
+      "write no ANSI colours (also off when NO_COLOR is set or stdout is not a terminal)",
+    )
     .addHelpText(
       "after",
       `
 Percentiles come from histogram bucket increases over the window, interpolated like
 Prometheus's histogram_quantile; tokens/s is the reset-aware rate of vLLM's token
 counters. KV-cache usage is shown in percent (vLLM reports a 0-1 fraction).
+On a terminal, the KV-cache, request and tokens/s rows end with a sparkline of
+the window (KV-cache on a 0-100 % scale, the others from 0 to their maximum).
 
 Examples:
   horos_vllm_logger metrics stats --container vllm-vision --last 1h --db /data/vllm_metrics.db
@@ -127,9 +140,16 @@ Examples:
         const results = containers.map((container) =>
           containerStats(store.db, container, window)
         );
-        const text = flags.format === "json"
-          ? statsToJson(results) + "\n"
-          : statsToTable(results);
+        let text: string;
+        if (flags.format === "json") {
+          text = statsToJson(results) + "\n";
+        } else if (Deno.stdout.isTerminal()) {
+          const color = colorEnabled(Deno.stdout, flags);
+          const sparklines = loadStatsSparklines(store.db, results);
+          text = statsToTerminalTable(results, sparklines, { color });
+        } else {
+          text = statsToTable(results);
+        }
         await writeStdout(
           text === "" ? "no containers in the database\n" : text,
         );
@@ -220,4 +240,5 @@ Examples:
       store.close();
     }
   });
+  addReportCommand(metrics);
 }
