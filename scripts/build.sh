@@ -29,4 +29,11 @@ TEXT
   fi
   exit 1
 fi
-echo "built ./$output ($(du -h "$output" | cut -f1))"
+# A binary built on the wrong runtime image (such as the full deno binary
+# given as DENORT_BIN) ignores the embedded program: check that it runs ours.
+if ! "./$output" version 2>/dev/null | grep -q '^horos_vllm_logger '; then
+  rm -f "$output"
+  echo "error: the compiled binary does not run horos_vllm_logger; DENORT_BIN=${DENORT_BIN:-} is not a denort runtime image of this Deno version" >&2
+  exit 1
+fi
+echo "built ./$output ($(du -h "$output" | cut -f1)): $("./$output" version)"
