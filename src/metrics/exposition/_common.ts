@@ -1096,3 +1096,36 @@ function buildLabelRecord(series: SeriesBuffer): Record<string, string> {
   }
   return record;
 }
+
+/**
+ * Parses the rest of a `# TYPE` line (after the keyword) and records the
+ * type, failing the line when the type is not one of `types`.
+ */
+export function parseTypeDeclaration(
+  scanner: LineScanner,
+  builder: ExpositionBuilder,
+  types: ReadonlySet<string>,
+  expectedTypes: string,
+): void {
+  scanner.skipBlanks();
+  const name = scanner.readMetricName("expected metric name after # TYPE");
+  scanner.requireBlanks("expected a blank and the metric type after the name");
+  const typeStart = scanner.pos;
+  const typeName = scanner.readToken();
+  if (!types.has(typeName)) {
+    scanner.pos = typeStart;
+    scanner.fail(expectedTypes, typeName);
+  }
+  scanner.skipBlanks();
+  if (!scanner.atEnd()) {
+    scanner.fail("expected end of line after the metric type");
+  }
+  const problem = builder.setType(
+    name,
+    typeName as MetricType,
+    scanner.lineNumber,
+  );
+  if (problem !== undefined) {
+    scanner.failLine(problem);
+  }
+}

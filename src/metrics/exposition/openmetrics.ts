@@ -13,6 +13,7 @@ import {
   LineSyntaxError,
   OPEN_BRACE,
   parseFloatValue,
+  parseTypeDeclaration,
   readLabelSet,
   readSeries,
   SeriesBuffer,
@@ -152,30 +153,12 @@ function parseHelp(scanner: LineScanner, builder: ExpositionBuilder): void {
 }
 
 function parseType(scanner: LineScanner, builder: ExpositionBuilder): void {
-  scanner.skipBlanks();
-  const name = scanner.readMetricName("expected metric name after # TYPE");
-  scanner.requireBlanks("expected a blank and the metric type after the name");
-  const typeStart = scanner.pos;
-  const typeName = scanner.readToken();
-  if (!OPENMETRICS_TYPES.has(typeName)) {
-    scanner.pos = typeStart;
-    scanner.fail(
-      "expected metric type counter, gauge, histogram, gaugehistogram, summary, info, stateset or unknown",
-      typeName,
-    );
-  }
-  scanner.skipBlanks();
-  if (!scanner.atEnd()) {
-    scanner.fail("expected end of line after the metric type");
-  }
-  const problem = builder.setType(
-    name,
-    typeName as MetricType,
-    scanner.lineNumber,
+  parseTypeDeclaration(
+    scanner,
+    builder,
+    OPENMETRICS_TYPES,
+    "expected metric type counter, gauge, histogram, gaugehistogram, summary, info, stateset or unknown",
   );
-  if (problem !== undefined) {
-    scanner.failLine(problem);
-  }
 }
 
 function parseSampleLine(

@@ -13,6 +13,7 @@ import {
   LineSyntaxError,
   parseFloatValue,
   parseIntegerValue,
+  parseTypeDeclaration,
   readSeries,
   SeriesBuffer,
   unescapeExpositionString,
@@ -91,32 +92,12 @@ function parseCommentLine(
       scanner.failLine(problem);
     }
   } else if (keyword === "TYPE") {
-    scanner.skipBlanks();
-    const name = scanner.readMetricName("expected metric name after # TYPE");
-    scanner.requireBlanks(
-      "expected a blank and the metric type after the name",
+    parseTypeDeclaration(
+      scanner,
+      builder,
+      TEXT_FORMAT_TYPES,
+      "expected metric type counter, gauge, histogram, summary or untyped",
     );
-    const typeStart = scanner.pos;
-    const typeName = scanner.readToken();
-    if (!TEXT_FORMAT_TYPES.has(typeName)) {
-      scanner.pos = typeStart;
-      scanner.fail(
-        "expected metric type counter, gauge, histogram, summary or untyped",
-        typeName,
-      );
-    }
-    scanner.skipBlanks();
-    if (!scanner.atEnd()) {
-      scanner.fail("expected end of line after the metric type");
-    }
-    const problem = builder.setType(
-      name,
-      typeName as MetricType,
-      scanner.lineNumber,
-    );
-    if (problem !== undefined) {
-      scanner.failLine(problem);
-    }
   }
   // Every other comment carries no data.
 }
