@@ -44,15 +44,22 @@ function writeStderr(line: string): void {
   }
 }
 
-/** Turns any thrown value into a one-line message for the `err` field. */
+/**
+ * Turns any thrown value into a one-line message for the `err` field: the
+ * error's message followed by the messages of its causes that it does not
+ * already contain.
+ */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error
-      ? `: ${error.cause.message}`
-      : "";
-    return error.message + cause;
+  if (!(error instanceof Error)) return String(error);
+  let message = error.message;
+  let cause = error.cause;
+  for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
+    if (cause.message !== "" && !message.includes(cause.message)) {
+      message += `: ${cause.message}`;
+    }
+    cause = cause.cause;
   }
-  return String(error);
+  return message;
 }
 
 /** Writes JSON log lines; `child` binds fields such as `container`. */

@@ -35,20 +35,36 @@ interface RunFlags extends FlagOptions {
   logLevel: LogLevel;
 }
 
+/** Options of the flag form, with the configuration key that sets each in a file. */
+const FLAG_FORM_OPTIONS: [keyof FlagOptions, string, string][] = [
+  ["container", "--container", "containers[].name"],
+  ["metricsPort", "--metrics-port", "containers[].metrics_endpoint"],
+  ["metricsUrl", "--metrics-url", "containers[].metrics_endpoint"],
+  ["logDir", "--log-dir", "log_capture.output_dir"],
+  ["db", "--db", "metrics_scraper.db_path"],
+  ["intervalSeconds", "--interval-seconds", "metrics_scraper.interval_seconds"],
+  ["logsStream", "--logs-stream", "containers[].logs_stream"],
+  ["alertsFile", "--alerts-file", "alerts_file"],
+];
+
 /** Resolves the configuration from `--config` or from the flag form, not both. */
 export async function configForRun(flags: RunFlags): Promise<LoggerConfig> {
-  const flagForm = flags.container ?? flags.metricsPort ?? flags.metricsUrl ??
-    flags.alertsFile ??
-    flags.logDir ?? flags.db;
+  const flagFormGiven = FLAG_FORM_OPTIONS.filter(([key]) =>
+    flags[key] !== undefined
+  );
   if (flags.config !== undefined) {
-    if (flagForm !== undefined) {
+    if (flagFormGiven.length > 0) {
+      const names = flagFormGiven.map(([, flag]) => flag).join(", ");
+      const keys = flagFormGiven.map(([, , key]) => key).join(", ");
       throw new UsageError(
-        "--config conflicts with --container, --metrics-port, --metrics-url, --log-dir and --db; pass one form",
+        `--config conflicts with ${names}: pass either --config FILE or the flag form, and set ${keys} in the file`,
         "horos_vllm_logger run --config configs/vllm_logger.yaml",
       );
     }
     return await loadConfigFile(flags.config);
   }
+  const flagForm = flags.container ?? flags.metricsPort ?? flags.metricsUrl ??
+    flags.alertsFile ?? flags.logDir ?? flags.db;
   if (flagForm === undefined) {
     throw new UsageError(
       "run needs --config FILE, or --container with --log-dir and/or --metrics-port and --db",

@@ -379,6 +379,13 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
   }
   let metricsEndpoint: string | null = null;
   if (flags.metricsPort !== undefined) {
+    if (flags.metricsPort > 65535) {
+      throw new ConfigError(
+        file,
+        "--metrics-port",
+        `${flags.metricsPort} is not a TCP port: use 1 to 65535`,
+      );
+    }
     metricsEndpoint = `http://localhost:${flags.metricsPort}/metrics`;
   } else if (flags.metricsUrl !== undefined) {
     const parsed = endpointUrl.safeParse(flags.metricsUrl);
@@ -398,6 +405,13 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
       : splitCommand(flags.logsStream);
   } catch (error) {
     throw new ConfigError(file, "--logs-stream", (error as Error).message);
+  }
+  if (logsCommand.length === 0) {
+    throw new ConfigError(
+      file,
+      "--logs-stream",
+      'is empty; use for example "docker logs -f NAME", or leave the flag out',
+    );
   }
   const intervalMs = (flags.intervalSeconds ?? 5) * 1000;
   return {

@@ -9,6 +9,7 @@
 import { errorMessage, type Logger } from "../log.ts";
 import {
   dayFileName,
+  DayFileWriteError,
   DayFileWriter,
   eventRecord,
   repairTornLines,
@@ -111,6 +112,7 @@ export class LogFollower {
   readonly #maintenance: MaintenanceOptions | undefined;
   #maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   #maintaining: Promise<void> = Promise.resolve();
+  readonly #maintenanceAbort = new AbortController();
   readonly #log: Logger;
   readonly #writer: DayFileWriter;
   #state = new ResumeState();
@@ -120,6 +122,16 @@ export class LogFollower {
   #child: Deno.ChildProcess | null = null;
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
+  /**
+   * Set when a write failed during the current run of the logs command:
+   * the rest of that run is discarded and read again from docker, so that
+   * nothing newer is written before the lines that failed.
+   */
+  #discardRun = false;
+  /** Events dropped by the current run after a failed write. */
+  #discardedEvents = 0;
+  /** Failed writes of the episode in progress, 0 while writes succeed. */
+  #writeFailures = 0;
 
   constructor(options: LogFollowerOptions) {
     this.#options = {
@@ -140,7 +152,10 @@ export class LogFollower {
     return this.#child?.pid ?? null;
   }
 
-  /** Repairs torn lines, rebuilds the resume point from the files, and starts following. */
+  /**
+   * Repairs torn lines, rebuilds the resume point from the files, and starts
+   * following. Compression and retention run in the background.
+   */
   async start(): Promise<void> {
     const repaired = await repairTornLines(this.#options.logDir);
     for (const file of repaired) {
@@ -154,7 +169,7 @@ export class LogFollower {
     }
     this.#state = await ResumeState.fromDirectory(this.#options.logDir);
     if (this.#maintenance !== undefined) {
-      await this.#maintain();
+      this.#maintaining = this.#maintain();
       this.#maintenanceTimer = setInterval(() => {
         this.#maintaining = this.#maintaining.then(() => this.#maintain());
       }, this.#options.maintenanceIntervalMs);
@@ -168,6 +183,7 @@ export class LogFollower {
       const result = await maintainDayFiles(this.#options.logDir, {
         ...this.#maintenance!,
         activeDays: this.#writer.openDays(),
+        signal: this.#maintenanceAbort.signal,
       });
       for (const path of result.compressed) {
         this.#log.info("Compressed day file", { path });
@@ -179,6 +195,7 @@ export class LogFollower {
         this.#log.warn("Cleaned up after an interrupted compression", { path });
       }
     } catch (error) {
+      if (this.#maintenanceAbort.signal.aborted) return;
       this.#log.error("Day file maintenance failed", {
         err: errorMessage(error),
         dir: this.#options.logDir,
@@ -186,21 +203,38 @@ export class LogFollower {
     }
   }
 
-  /** Stops the logs command, writes every held event, and closes the files. */
+  /**
+   * Stops the logs command and a compression in progress, writes every held
+   * event, and closes the files.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#maintenanceTimer);
+    this.#maintenanceAbort.abort();
     this.#wake?.();
+    this.#killChild();
+    await this.#loop;
+    await this.#maintaining;
+    await this.#flushQueue();
+    if (this.#discardRun) {
+      this.#log.error(
+        "Log events not written at shutdown; they are read again from docker at the next start",
+        { unwritten_events: this.#discardedEvents },
+      );
+    }
+    try {
+      await this.#writer.sync();
+    } finally {
+      this.#writer.close();
+    }
+  }
+
+  #killChild(): void {
     try {
       this.#child?.kill("SIGTERM");
     } catch {
       // The process has already exited.
     }
-    await this.#loop;
-    await this.#maintaining;
-    await this.#flushQueue();
-    await this.#writer.sync();
-    this.#writer.close();
   }
 
   async #run(): Promise<void> {
@@ -208,18 +242,28 @@ export class LogFollower {
     let failures = 0;
     while (!this.#stopped) {
       const startedMs = performance.now();
+      const writtenBefore = this.counters.eventsWritten;
       const outcome = await this.#followOnce();
       if (this.#stopped) break;
       this.counters.restarts++;
+      // Only new events are progress: a stopped container's `docker logs`
+      // exits at once after replaying the lines at the resume point.
       const ranLong = performance.now() - startedMs > 60_000;
-      if (outcome.lines > 0 || ranLong) {
+      if (this.counters.eventsWritten > writtenBefore || ranLong) {
         backoffMs = this.#options.initialBackoffMs;
         failures = 0;
       }
       failures++;
-      // One line per episode: the first failure, then every tenth.
-      if (failures === 1 || failures % 10 === 0) {
-        this.#log.warn("Log follower exited; restarting", {
+      // One line per episode: the first failure, then every tenth. A run
+      // stopped because the files could not be written was logged then.
+      if (
+        !outcome.stoppedForWriteFailure &&
+        (failures === 1 || failures % 10 === 0)
+      ) {
+        const message = outcome.code === null
+          ? "Log follower could not start; retrying"
+          : "Log follower exited; restarting";
+        this.#log.warn(message, {
           exit_code: outcome.code,
           err: outcome.error,
           restart_in_ms: backoffMs,
@@ -232,8 +276,15 @@ export class LogFollower {
   }
 
   async #followOnce(): Promise<
-    { code: number | null; lines: number; error: string | null }
+    {
+      code: number | null;
+      lines: number;
+      error: string | null;
+      stoppedForWriteFailure: boolean;
+    }
   > {
+    this.#discardRun = false;
+    this.#discardedEvents = 0;
     const since = this.#state.sinceArgument();
     const args = followCommandArgs(this.#options.command, since);
     this.#state.beginReplay();
@@ -247,9 +298,16 @@ export class LogFollower {
       }).spawn();
     } catch (error) {
       const reason = error instanceof Deno.errors.NotFound
-        ? `command "${args[0]}" not found on PATH`
+        ? `command "${args[0]}" not found${
+          args[0]!.includes("/") ? "" : " on PATH"
+        }`
         : errorMessage(error);
-      return { code: null, lines: 0, error: reason };
+      return {
+        code: null,
+        lines: 0,
+        error: reason,
+        stoppedForWriteFailure: false,
+      };
     }
     this.#child = child;
     const groupers: Record<StreamName, EventGrouper> = {
@@ -329,7 +387,12 @@ export class LogFollower {
       const error = commandMessages.length > 0
         ? commandMessages.join(" | ")
         : null;
-      return { code: status.code, lines, error };
+      return {
+        code: status.code,
+        lines,
+        error,
+        stoppedForWriteFailure: this.#discardRun,
+      };
     } finally {
       clearInterval(timer);
       this.#child = null;
@@ -370,6 +433,10 @@ export class LogFollower {
     if (this.#queue.length === 0) return;
     const events = this.#queue;
     this.#queue = [];
+    if (this.#discardRun) {
+      this.#discardedEvents += events.length;
+      return;
+    }
     const fresh: LogEvent[] = [];
     for (const event of events) {
       if (this.#state.isDuplicate(event)) this.counters.duplicatesSkipped++;
@@ -379,21 +446,58 @@ export class LogFollower {
       day: dayFileName(event.timestamp),
       json: JSON.stringify(eventRecord(this.#options.container, event)),
     }));
+    let written: (day: string) => boolean = () => true;
+    let failure: unknown = null;
     try {
       await this.#writer.append(lines);
     } catch (error) {
-      // Keep the events and try again at the next flush.
-      this.#queue = [...fresh, ...this.#queue];
-      this.#log.error("Writing log events failed; retrying", {
-        err: errorMessage(error),
-        held_events: this.#queue.length,
-      });
+      failure = error;
+      const days = error instanceof DayFileWriteError
+        ? error.written
+        : new Set<string>();
+      written = (day) => days.has(day);
+    }
+    let count = 0;
+    for (const [index, event] of fresh.entries()) {
+      if (!written(lines[index]!.day)) continue;
+      this.#state.recordWritten(event.timestamp, event.stream, event.message);
+      count++;
+    }
+    this.counters.eventsWritten += count;
+    if (failure === null) {
+      if (this.#writeFailures > 0) {
+        this.#log.info("Writing log events resumed", {
+          failed_writes: this.#writeFailures,
+        });
+        this.#writeFailures = 0;
+      }
       return;
     }
-    for (const event of fresh) {
-      this.#state.recordWritten(event.timestamp, event.stream, event.message);
+    this.#stopRunAfterWriteFailure(failure, fresh.length - count);
+  }
+
+  /**
+   * Handles a failed write, such as a full disk or a directory that cannot
+   * be written. The events not written are dropped and the logs command is
+   * stopped. After the restart backoff they are read again from docker,
+   * from the resume point, so memory stays bounded however long the failure
+   * lasts.
+   */
+  #stopRunAfterWriteFailure(error: unknown, dropped: number): void {
+    this.#discardRun = true;
+    this.#discardedEvents += dropped;
+    this.#writeFailures++;
+    if (this.#writeFailures === 1) {
+      this.#log.error(
+        "Writing log events failed; stopping docker logs and reading the lines again after a pause",
+        {
+          err: errorMessage(error),
+          dir: this.#options.logDir,
+          unwritten_events: dropped,
+        },
+      );
     }
-    this.counters.eventsWritten += fresh.length;
+    this.#killChild();
   }
 
   #sleep(ms: number): Promise<void> {

@@ -65,6 +65,18 @@ export function isDockerTimestampAt(bytes: Uint8Array, at: number): boolean {
   return true;
 }
 
+/**
+ * Number of chunks, each with its timestamp, of a line Docker split: full
+ * chunks of {@linkcode DOCKER_CHUNK_BYTES}, then a last one of 0 to 16,383
+ * bytes. `rawBytes` counts the timestamps too.
+ */
+function dockerChunkCount(rawBytes: number): number {
+  return Math.floor(
+    (rawBytes + DOCKER_CHUNK_BYTES) /
+      (DOCKER_CHUNK_BYTES + DOCKER_TIMESTAMP_BYTES),
+  );
+}
+
 /** Default cut: 1 MiB of text plus Docker's 31-byte timestamp prefix. */
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024 + 31;
 
@@ -129,11 +141,16 @@ export class LineSplitter {
   }
 
   #takeLine(): SplitLine {
-    if (this.#joinDockerChunks) this.#removeChunkTimestamps();
+    const rawBytes = this.#length + this.#droppedBytes;
+    const chunked = this.#joinDockerChunks && this.#removeChunkTimestamps();
     const text = this.#decoder.decode(this.#buffer.subarray(0, this.#length));
     const line: SplitLine = { text };
     if (this.#droppedBytes > 0) {
-      line.originalBytes = this.#length + this.#droppedBytes;
+      // The dropped part of a chunked line carries a timestamp per chunk
+      // too; those are Docker's, not the line's.
+      line.originalBytes = chunked
+        ? rawBytes - DOCKER_TIMESTAMP_BYTES * (dockerChunkCount(rawBytes) - 1)
+        : rawBytes;
     }
     this.#length = 0;
     this.#droppedBytes = 0;
@@ -143,18 +160,34 @@ export class LineSplitter {
     return line;
   }
 
-  #removeChunkTimestamps(): void {
+  /**
+   * Removes the timestamps at the chunk boundaries of the held line, keeping
+   * the first. Returns true when the line is chunked the way Docker does it
+   * up to the end of the held bytes.
+   */
+  #removeChunkTimestamps(): boolean {
     const bytes = this.#buffer;
     let boundary = DOCKER_TIMESTAMP_BYTES + DOCKER_CHUNK_BYTES;
-    if (this.#length <= boundary || !isDockerTimestampAt(bytes, 0)) return;
+    if (this.#length <= boundary || !isDockerTimestampAt(bytes, 0)) {
+      return false;
+    }
     let write = boundary;
     let read = boundary;
+    let chunked = true;
     while (read < this.#length) {
       if (read === boundary && isDockerTimestampAt(bytes, read)) {
         read += DOCKER_TIMESTAMP_BYTES;
         boundary = read + DOCKER_CHUNK_BYTES;
         continue;
       }
+      if (
+        read === boundary && this.#droppedBytes > 0 &&
+        this.#length - read < DOCKER_TIMESTAMP_BYTES
+      ) {
+        // The cut fell inside a chunk's timestamp: leave its start out too.
+        break;
+      }
+      if (read === boundary) chunked = false;
       const end = Math.min(
         this.#length,
         boundary > read ? boundary : this.#length,
@@ -164,5 +197,6 @@ export class LineSplitter {
       read = end;
     }
     this.#length = write;
+    return chunked;
   }
 }

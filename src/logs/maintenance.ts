@@ -8,6 +8,11 @@
  * either the original alone, or the original and an identical `.gz`; the
  * next run removes the temporary file or the duplicate original.
  *
+ * Maintenance runs while the follower writes. A day whose file the writer
+ * has open is left alone, and this is checked again right before the rename
+ * and each removal. A file that grew during its compression stays
+ * uncompressed until the next run.
+ *
  * @module
  */
 
@@ -23,8 +28,13 @@ export interface MaintenanceOptions {
    * Day (`YYYY-MM-DD`) ages are counted from. @default the newest day file's date
    */
   referenceDay?: string;
-  /** Days whose files are open for writing; they are left alone. */
-  activeDays?: ReadonlySet<string>;
+  /**
+   * Days whose files are open for writing; they are left alone. Asked again
+   * before each rename and removal, so a live view may be passed.
+   */
+  activeDays?: { has(day: string): boolean };
+  /** Stops the run between files and between chunks of a compression. */
+  signal?: AbortSignal;
 }
 
 /** What one maintenance run did. */
@@ -39,9 +49,22 @@ function dayNumber(day: string): number {
   return Date.parse(`${day}T00:00:00Z`) / 86_400_000;
 }
 
-async function gzipFile(source: string, target: string): Promise<void> {
+/**
+ * Compresses `source` into `target` and removes `source`. Returns false,
+ * leaving `source` alone and no `target`, when `mayReplace` returns false or
+ * the source grew while it was read.
+ *
+ * @throws the abort reason when `signal` aborts; the temporary file is removed
+ */
+async function gzipFile(
+  source: string,
+  target: string,
+  mayReplace: () => boolean,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
   const temporary = target + TEMPORARY_SUFFIX;
-  {
+  let bytesRead = 0;
+  try {
     const input = await Deno.open(source, { read: true });
     using output = await Deno.open(temporary, {
       write: true,
@@ -49,19 +72,38 @@ async function gzipFile(source: string, target: string): Promise<void> {
       truncate: true,
       mode: 0o640,
     });
-    // The readable stream closes the input file when it ends.
+    const counted = input.readable.pipeThrough(
+      new TransformStream<Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>>({
+        transform(chunk, controller) {
+          bytesRead += chunk.length;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    // The readable stream closes the input file when it ends or is cancelled.
     for await (
-      const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))
+      const chunk of counted.pipeThrough(new CompressionStream("gzip"))
     ) {
+      signal?.throwIfAborted();
       let offset = 0;
       while (offset < chunk.length) {
         offset += await output.write(chunk.subarray(offset));
       }
     }
     await output.sync();
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
   }
-  await Deno.rename(temporary, target);
-  await Deno.remove(source);
+  // Synchronous from the check to the removal, so no write of this process
+  // can open the file in between.
+  if (!mayReplace() || Deno.statSync(source).size !== bytesRead) {
+    Deno.removeSync(temporary);
+    return false;
+  }
+  Deno.renameSync(temporary, target);
+  Deno.removeSync(source);
+  return true;
 }
 
 async function gunzipToText(path: string): Promise<string> {
@@ -109,8 +151,10 @@ export async function maintainDayFiles(
   if (newest === undefined) return result;
   const reference = dayNumber(options.referenceDay ?? newest);
 
+  const isActive = (day: string) => options.activeDays?.has(day) ?? false;
   for (const day of days) {
-    if (day === newest || options.activeDays?.has(day)) continue;
+    options.signal?.throwIfAborted();
+    if (day === newest || isActive(day)) continue;
     const age = reference - dayNumber(day);
     const plainPath = `${dir}/${day}.jsonl`;
     const gzPath = `${plainPath}.gz`;
@@ -121,8 +165,8 @@ export async function maintainDayFiles(
           gzPath,
         ]] as const
       ) {
-        if (!present) continue;
-        await Deno.remove(path);
+        if (!present || isActive(day)) continue;
+        Deno.removeSync(path);
         result.deleted.push(path);
       }
       continue;
@@ -130,8 +174,11 @@ export async function maintainDayFiles(
     if (plain.has(day) && compressed.has(day)) {
       // Either a crash between rename and remove (identical content), or
       // events for that day arrived after compression (kept uncompressed).
-      if (await gunzipToText(gzPath) === await Deno.readTextFile(plainPath)) {
-        await Deno.remove(plainPath);
+      if (
+        await gunzipToText(gzPath) === await Deno.readTextFile(plainPath) &&
+        !isActive(day)
+      ) {
+        Deno.removeSync(plainPath);
         result.recovered.push(plainPath);
       }
       continue;
@@ -140,8 +187,13 @@ export async function maintainDayFiles(
       options.compression === "gzip" && plain.has(day) &&
       age > options.compressAfterDays
     ) {
-      await gzipFile(plainPath, gzPath);
-      result.compressed.push(plainPath);
+      const replaced = await gzipFile(
+        plainPath,
+        gzPath,
+        () => !isActive(day),
+        options.signal,
+      );
+      if (replaced) result.compressed.push(plainPath);
     }
   }
   return result;

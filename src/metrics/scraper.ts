@@ -11,17 +11,32 @@ import type { ParsedExposition } from "./exposition/types.ts";
 import { isBusyError, type MetricsStore, type ScrapeHealth } from "./store.ts";
 import type { Sample } from "./exposition/types.ts";
 
-/** Largest body accepted from an endpoint; vLLM's page is about 60 KiB. */
-export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+/**
+ * Largest body accepted from an endpoint. vLLM's page is about 50 KiB per
+ * engine. Parsing a body takes about three times its size in memory, so
+ * this limit also bounds the memory of one scrape.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** Scrapes kept in memory while the database cannot be written. */
 const MAX_PENDING_WRITES = 720;
+
+/**
+ * Samples kept in memory while the database cannot be written (one held
+ * sample takes about 300 bytes, so about 75 MB). Beyond either limit the
+ * oldest held scrapes are dropped.
+ */
+const MAX_PENDING_SAMPLES = 250_000;
+
+/** While scrapes keep failing, the failure is logged again this often. */
+const FAILURE_REMINDER_MS = 600_000;
 
 /** Why a scrape failed, in a small fixed set for logs and tests. */
 export type ScrapeErrorKind =
   | "http_status"
   | "timeout"
   | "connection"
+  | "body_incomplete"
   | "body_too_large"
   | "decode"
   | "content_type";
@@ -37,6 +52,12 @@ export class ScrapeError extends Error {
   }
 }
 
+/**
+ * Start of an HTML document. No line of the text format or of OpenMetrics
+ * starts with `<`.
+ */
+const HTML_START = /^\s*<(?:!doctype|html|head|body|\?xml)/i;
+
 /** A body that arrived whole, with its media type. */
 export interface FetchedBody {
   text: string;
@@ -46,6 +67,7 @@ export interface FetchedBody {
 async function readLimited(
   response: Response,
   maxBytes: number,
+  signal: AbortSignal,
 ): Promise<Uint8Array> {
   const length = Number(response.headers.get("content-length") ?? NaN);
   if (length > maxBytes) {
@@ -58,15 +80,26 @@ async function readLimited(
   const chunks: Uint8Array[] = [];
   let total = 0;
   if (response.body === null) return new Uint8Array();
-  for await (const chunk of response.body) {
-    total += chunk.byteLength;
-    if (total > maxBytes) {
-      throw new ScrapeError(
-        "body_too_large",
-        `body exceeds the limit of ${maxBytes} bytes`,
-      );
+  try {
+    for await (const chunk of response.body) {
+      total += chunk.byteLength;
+      if (total > maxBytes) {
+        throw new ScrapeError(
+          "body_too_large",
+          `body exceeds the limit of ${maxBytes} bytes`,
+        );
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (error) {
+    if (error instanceof ScrapeError || signal.aborted) throw error;
+    throw new ScrapeError(
+      "body_incomplete",
+      `connection closed before the whole body arrived (${total} bytes read): ${
+        errorMessage(error)
+      }`,
+      { cause: error },
+    );
   }
   const bytes = new Uint8Array(total);
   let offset = 0;
@@ -80,8 +113,8 @@ async function readLimited(
 /**
  * Fetches one exposition body. `Content-Encoding: gzip` is decoded by fetch.
  *
- * @throws {ScrapeError} when the response is not 200, times out, is cut
- * short, is too large, is not UTF-8 or is HTML
+ * @throws {ScrapeError} when the connection fails, or the response is not
+ * 200, times out, is cut short, is too large, is not UTF-8 or is HTML
  */
 export async function fetchExposition(
   url: string,
@@ -111,10 +144,10 @@ export async function fetchExposition(
       await response.body?.cancel();
       throw new ScrapeError(
         "content_type",
-        `content type "${contentType}" is not a metrics format`,
+        `content type "${contentType}" is HTML, not a metrics format`,
       );
     }
-    const bytes = await readLimited(response, maxBodyBytes);
+    const bytes = await readLimited(response, maxBodyBytes, signal);
     let text: string;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -123,6 +156,15 @@ export async function fetchExposition(
         "decode",
         "body is not valid UTF-8 (compressed without Content-Encoding?)",
         { cause: error },
+      );
+    }
+    // An error page of a proxy or of the server, whatever its Content-Type.
+    if (HTML_START.test(text.slice(0, 1024))) {
+      throw new ScrapeError(
+        "content_type",
+        `body is an HTML page, not a metrics format (content type ${
+          contentType === null ? "missing" : `"${contentType}"`
+        })`,
       );
     }
     return { text, contentType };
@@ -135,7 +177,11 @@ export async function fetchExposition(
         { cause: error },
       );
     }
-    throw new ScrapeError("connection", errorMessage(error), { cause: error });
+    throw new ScrapeError(
+      "connection",
+      `connection failed: ${errorMessage(error)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -145,7 +191,11 @@ export interface ScraperOptions {
   url: string;
   intervalMs: number;
   timeoutMs: number;
-  store: MetricsStore;
+  /**
+   * Database the scrapes are written to, or a function that returns it or
+   * null while it is not open. Scrapes are held in memory meanwhile.
+   */
+  store: MetricsStore | (() => MetricsStore | null);
   logger: Logger;
   /** Largest accepted body. @default DEFAULT_MAX_BODY_BYTES */
   maxBodyBytes?: number;
@@ -175,7 +225,13 @@ export class Scraper {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
-  #lastFailure: string | null = null;
+  /** The failure episode in progress, or null while scrapes succeed. */
+  #failure: {
+    scrapes: number;
+    startedMs: number;
+    loggedMs: number;
+  } | null = null;
+  #pendingSamples = 0;
   #storeFailing = false;
   #lostScrapes = 0;
 
@@ -243,12 +299,11 @@ export class Scraper {
       error: failure,
     };
     this.#reportOutcome(health, parsed);
+
     this.#pending.push({ health, samples: parsed?.samples ?? [] });
-    if (this.#pending.length > MAX_PENDING_WRITES) {
-      this.#pending.shift();
-      this.#lostScrapes++;
-    }
+    this.#pendingSamples += health.samplesScraped;
     this.#flushPending();
+    this.#dropBeyondLimits();
   }
 
   async #run(): Promise<void> {
@@ -269,18 +324,35 @@ export class Scraper {
     }
   }
 
+  /**
+   * Logs one line when a failure episode starts, a reminder every
+   * {@linkcode FAILURE_REMINDER_MS} while it lasts, and one line when a
+   * scrape succeeds again. The `scrapes` table records every failed scrape.
+   */
   #reportOutcome(health: ScrapeHealth, parsed: ParsedExposition | null): void {
+    const nowMs = performance.now();
     if (!health.up) {
-      // One line per failure episode, not per scrape: `up` records each one.
-      if (this.#lastFailure !== health.error) {
+      if (this.#failure === null) {
+        this.#failure = { scrapes: 1, startedMs: nowMs, loggedMs: nowMs };
         this.#log.warn("Scrape failed", { err: health.error });
+        return;
       }
-      this.#lastFailure = health.error;
+      this.#failure.scrapes++;
+      if (nowMs - this.#failure.loggedMs >= FAILURE_REMINDER_MS) {
+        this.#failure.loggedMs = nowMs;
+        this.#log.warn("Scrape still failing", {
+          err: health.error,
+          failed_scrapes: this.#failure.scrapes,
+        });
+      }
       return;
     }
-    if (this.#lastFailure !== null) {
-      this.#log.info("Scrape recovered");
-      this.#lastFailure = null;
+    if (this.#failure !== null) {
+      this.#log.info("Scrape recovered", {
+        failed_scrapes: this.#failure.scrapes,
+        down_seconds: Math.round((nowMs - this.#failure.startedMs) / 1000),
+      });
+      this.#failure = null;
     }
     const firstError = parsed?.errors[0];
     if (firstError !== undefined) {
@@ -292,13 +364,41 @@ export class Scraper {
     }
   }
 
+  /** Drops the oldest scrapes held beyond the memory limits, keeping the newest. */
+  #dropBeyondLimits(): void {
+    while (
+      this.#pending.length > 1 &&
+      (this.#pending.length > MAX_PENDING_WRITES ||
+        this.#pendingSamples > MAX_PENDING_SAMPLES)
+    ) {
+      const dropped = this.#pending.shift()!;
+      this.#pendingSamples -= dropped.samples.length;
+      if (this.#lostScrapes === 0) {
+        this.#log.error(
+          "Database unavailable too long; dropping the oldest scrapes held in memory",
+          {
+            held_scrapes: this.#pending.length,
+            held_samples: this.#pendingSamples,
+          },
+        );
+      }
+      this.#lostScrapes++;
+    }
+  }
+
   #flushPending(): void {
     while (this.#pending.length > 0) {
       const write = this.#pending[0]!;
+      const option = this.#options.store;
+      const store = typeof option === "function" ? option() : option;
+      if (store === null) {
+        // The owner of the database logs why it is not open.
+        this.#storeFailing = true;
+        return;
+      }
+      let id: number;
       try {
-        const id = this.#options.store.writeScrape(write.health, write.samples);
-        this.#pending.shift();
-        this.#options.onStored?.(id, write.health, write.samples);
+        id = store.writeScrape(write.health, write.samples);
       } catch (error) {
         if (!this.#storeFailing) {
           const message = isBusyError(error)
@@ -311,6 +411,16 @@ export class Scraper {
         }
         this.#storeFailing = true;
         return;
+      }
+      this.#pending.shift();
+      this.#pendingSamples -= write.samples.length;
+      try {
+        this.#options.onStored?.(id, write.health, write.samples);
+      } catch (error) {
+        this.#log.error("Processing a stored scrape failed", {
+          err: errorMessage(error),
+          scrape_id: id,
+        });
       }
     }
     if (this.#storeFailing) {

@@ -7,6 +7,17 @@
  * fractions such as KV-cache usage are averaged across engines at each
  * scrape; request counts, token rates and histogram buckets are summed.
  *
+ * Several API-server processes can each expose their own copy of a gauge,
+ * told apart by a `pid` label (prometheus_client's multiprocess mode `all`).
+ * The copies of one gauge that differ only in `pid` describe the same
+ * engine, so they are not averaged or added: at each scrape the figure
+ * takes the copy whose value changed most recently, the copy a live process
+ * keeps updating, and on a tie the largest value. A stale copy (a process
+ * that exited or never saw the engine, often stuck at 0) therefore never
+ * dilutes a live one. The `pid` values seen are listed in `pids`. Counters
+ * and histograms of several processes count different events and are
+ * summed like those of several engines.
+ *
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
@@ -70,6 +81,13 @@ export interface ModelStats {
   model: string;
   /** Values of the `engine` label seen, sorted. */
   engines: string[];
+  /**
+   * Values of the `pid` label seen, sorted: API-server processes that each
+   * expose their own series. Empty for a single process.
+   */
+  // NOTE: optional only so that ModelStats values built by hand elsewhere
+  // (test fixtures) still type-check; containerStats always sets it.
+  pids?: string[];
   kvCacheUsagePercent: GaugeStats;
   runningRequests: GaugeStats;
   waitingRequests: GaugeStats;
@@ -83,12 +101,29 @@ export interface ModelStats {
   finishedRequestsByReason: Record<string, number>;
 }
 
+/**
+ * The LoRA adapter state from `vllm:lora_requests_info`: the series with the
+ * largest value (vLLM sets it to the Unix time of the update) at its last
+ * sample in the window. Label values are comma lists, possibly empty.
+ */
+export interface LoraAdapters {
+  /** Time of the update, Unix milliseconds. */
+  updatedMs: number;
+  /** The `max_lora` label: adapters the server can hold at once. */
+  maxLora: string;
+  running: string[];
+  waiting: string[];
+}
+
 /** Everything `metrics stats` shows for one container. */
 export interface ContainerStats {
   container: string;
   window: TimeWindow;
   scrapeHealth: ScrapeHealthSummary;
   models: ModelStats[];
+  /** LoRA adapters, or null when the window has no `vllm:lora_requests_info`. */
+  // NOTE: optional for the same reason as `ModelStats.pids`.
+  loraAdapters?: LoraAdapters | null;
 }
 
 /** Label value used for series without a `model_name` label. */
@@ -106,9 +141,23 @@ const QUANTITIES = {
   prompt: "prompt_tokens_total",
   preemptions: "num_preemptions_total",
   finished: "request_success_total",
+  lora: "lora_requests_info",
 } as const;
 
 type Quantity = keyof typeof QUANTITIES;
+
+/**
+ * Quantities whose figures come from `counterIncrease` alone, so loading
+ * only the samples it depends on gives the same figures.
+ */
+const INCREASE_ONLY: ReadonlySet<Quantity> = new Set<Quantity>([
+  "queue",
+  "ttft",
+  "e2e",
+  "itl",
+  "preemptions",
+  "finished",
+]);
 
 const NAMES_BY_QUANTITY = new Map<Quantity, string[]>(
   (Object.keys(QUANTITIES) as Quantity[]).map((
@@ -116,7 +165,9 @@ const NAMES_BY_QUANTITY = new Map<Quantity, string[]>(
   ) => [q, resolveMetricNames(QUANTITIES[q])]),
 );
 
-function quantityOf(series: SeriesWindow): Quantity | null {
+function quantityOf(
+  series: Pick<SeriesWindow, "metricName" | "family">,
+): Quantity | null {
   for (const [quantity, names] of NAMES_BY_QUANTITY) {
     if (names.includes(series.metricName) || names.includes(series.family)) {
       return quantity;
@@ -144,6 +195,96 @@ function combineByScrape(
     timestampMs,
     value: combine === "mean" ? total / count : total,
   }));
+}
+
+/** Orders text by UTF-16 code units, as `Array.prototype.sort` does. */
+function compareText(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
+}
+
+/** Returns a key of the series' name and its labels without `pid`. */
+function processCopyKey(series: SeriesWindow): string {
+  const { pid: _pid, ...labels } = series.labels;
+  return JSON.stringify([
+    series.metricName,
+    Object.entries(labels).sort(([a], [b]) => compareText(a, b)),
+  ]);
+}
+
+function sameValue(a: number, b: number): boolean {
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+}
+
+/**
+ * Merges copies of one gauge that differ only in `pid`: at each scrape the
+ * value of the present copy whose value changed most recently, on a tie the
+ * largest (NaN lowest). Scrapes are matched by timestamp, as in
+ * {@linkcode combineByScrape}.
+ */
+function mergeProcessCopies(copies: readonly SeriesWindow[]): WindowSample[] {
+  const byTime = new Map<number, (number | undefined)[]>();
+  copies.forEach((copy, index) => {
+    for (const sample of copy.samples) {
+      let values = byTime.get(sample.timestampMs);
+      if (values === undefined) {
+        values = new Array(copies.length);
+        byTime.set(sample.timestampMs, values);
+      }
+      values[index] = sample.value;
+    }
+  });
+  const last: (number | undefined)[] = new Array(copies.length);
+  const changedAt: number[] = new Array(copies.length).fill(-1);
+  const merged: WindowSample[] = [];
+  let step = 0;
+  for (const [timestampMs, values] of byTime) {
+    let chosen = -1;
+    for (let index = 0; index < copies.length; index++) {
+      const value = values[index];
+      if (value === undefined) continue;
+      const previous = last[index];
+      if (previous === undefined || !sameValue(previous, value)) {
+        changedAt[index] = step;
+      }
+      last[index] = value;
+      if (chosen === -1) {
+        chosen = index;
+        continue;
+      }
+      const best = values[chosen]!;
+      if (
+        changedAt[index]! > changedAt[chosen]! ||
+        (changedAt[index] === changedAt[chosen] &&
+          (Number.isNaN(best) ? !Number.isNaN(value) : value > best))
+      ) {
+        chosen = index;
+      }
+    }
+    merged.push({ timestampMs, value: values[chosen]! });
+    step++;
+  }
+  return merged;
+}
+
+/** Replaces the `pid` copies of each gauge by one merged series. */
+function collapseProcessCopies(
+  seriesList: readonly SeriesWindow[],
+): SeriesWindow[] {
+  const groups = new Map<string, SeriesWindow[]>();
+  for (const series of seriesList) {
+    const key = processCopyKey(series);
+    const group = groups.get(key) ?? [];
+    group.push(series);
+    groups.set(key, group);
+  }
+  return [...groups.values()].map((group) => {
+    const first = group[0]!;
+    if (group.length === 1) return first;
+    const { pid: _pid, ...labels } = first.labels;
+    return { ...first, labels, samples: mergeProcessCopies(group) };
+  });
 }
 
 function gaugeStats(
@@ -245,16 +386,25 @@ function increaseSum(seriesList: readonly SeriesWindow[]): number {
   return total;
 }
 
+/** Orders `pid` values numerically, other text after them. */
+function comparePids(a: string, b: string): number {
+  const difference = Number(a) - Number(b);
+  if (!Number.isNaN(difference) && difference !== 0) return difference;
+  return compareText(a, b);
+}
+
 function modelStats(
   model: string,
   seriesList: readonly SeriesWindow[],
 ): ModelStats {
   const byQuantity = new Map<Quantity, SeriesWindow[]>();
   const engines = new Set<string>();
+  const pids = new Set<string>();
   for (const series of seriesList) {
     const quantity = quantityOf(series);
-    if (quantity === null) continue;
+    if (quantity === null || quantity === "lora") continue;
     if (series.labels.engine !== undefined) engines.add(series.labels.engine);
+    if (series.labels.pid !== undefined) pids.add(series.labels.pid);
     const list = byQuantity.get(quantity) ?? [];
     list.push(series);
     byQuantity.set(quantity, list);
@@ -272,9 +422,19 @@ function modelStats(
   return {
     model,
     engines: [...engines].sort(),
-    kvCacheUsagePercent: gaugeStats(combineByScrape(of("kv"), "mean"), 100),
-    runningRequests: gaugeStats(combineByScrape(of("running"), "sum"), 1),
-    waitingRequests: gaugeStats(combineByScrape(of("waiting"), "sum"), 1),
+    pids: [...pids].sort(comparePids),
+    kvCacheUsagePercent: gaugeStats(
+      combineByScrape(collapseProcessCopies(of("kv")), "mean"),
+      100,
+    ),
+    runningRequests: gaugeStats(
+      combineByScrape(collapseProcessCopies(of("running")), "sum"),
+      1,
+    ),
+    waitingRequests: gaugeStats(
+      combineByScrape(collapseProcessCopies(of("waiting")), "sum"),
+      1,
+    ),
     queueTimeSeconds: latencyStats(of("queue")),
     timeToFirstTokenSeconds: latencyStats(of("ttft")),
     e2eLatencySeconds: latencyStats(of("e2e")),
@@ -293,9 +453,19 @@ export function containerStats(
   window: TimeWindow,
 ): ContainerStats {
   const names = [...NAMES_BY_QUANTITY.values()].flat();
-  const seriesList = loadSeriesWindows(db, container, names, window);
+  const seriesList = loadSeriesWindows(db, container, names, window, {
+    increaseOnly: (series) => {
+      const quantity = quantityOf(series);
+      return quantity !== null && INCREASE_ONLY.has(quantity);
+    },
+  });
   const byModel = new Map<string, SeriesWindow[]>();
+  const lora: SeriesWindow[] = [];
   for (const series of seriesList) {
+    if (quantityOf(series) === "lora") {
+      lora.push(series);
+      continue;
+    }
     const model = series.labels.model_name ?? NO_MODEL;
     const list = byModel.get(model) ?? [];
     list.push(series);
@@ -309,5 +479,30 @@ export function containerStats(
     window,
     scrapeHealth: loadScrapeHealth(db, container, window),
     models,
+    loraAdapters: loraAdapters(lora),
+  };
+}
+
+function commaList(value: string | undefined): string[] {
+  return value === undefined || value === "" ? [] : value.split(",");
+}
+
+/** Picks the `vllm:lora_requests_info` series with the largest last value. */
+function loraAdapters(
+  seriesList: readonly SeriesWindow[],
+): LoraAdapters | null {
+  let best: { series: SeriesWindow; value: number } | null = null;
+  for (const series of seriesList) {
+    const value = series.samples[series.samples.length - 1]?.value;
+    if (value === undefined || Number.isNaN(value)) continue;
+    if (best === null || value > best.value) best = { series, value };
+  }
+  if (best === null) return null;
+  const labels = best.series.labels;
+  return {
+    updatedMs: best.value * 1000,
+    maxLora: labels.max_lora ?? "",
+    running: commaList(labels.running_lora_adapters),
+    waiting: commaList(labels.waiting_lora_adapters),
   };
 }
