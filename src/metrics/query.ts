@@ -261,6 +261,8 @@ export interface LoadSeriesOptions {
  */
 class IncreaseSamples {
   readonly samples: WindowSample[] = [];
+  /** Whether any sample was added, NaN included. */
+  seen = false;
   readonly #timestampsMs: readonly number[];
   #previousPosition = -1;
   #previousValue = NaN;
@@ -272,6 +274,7 @@ class IncreaseSamples {
 
   /** Adds samples with `value` at each of the positions `start` to `end - 1`. */
   addRun(start: number, end: number, value: number): void {
+    this.seen = true;
     if (Number.isNaN(value)) return;
     if (this.#previousPosition === -1) {
       this.#keep(start, value);
@@ -328,6 +331,7 @@ export function loadSeriesWindows(
   const result: SeriesWindow[] = [];
   for (const series of seriesList) {
     let samples: WindowSample[];
+    let seen: boolean;
     if (options.increaseOnly?.(series)) {
       const reducer = new IncreaseSamples(timestamps);
       reader.read(
@@ -338,6 +342,7 @@ export function loadSeriesWindows(
         (start, end, value) => reducer.addRun(start, end, value),
       );
       samples = reducer.finish();
+      seen = reducer.seen;
     } else {
       samples = [];
       reader.read(
@@ -351,8 +356,11 @@ export function loadSeriesWindows(
           }
         },
       );
+      seen = samples.length > 0;
     }
-    if (samples.length > 0) result.push({ ...series, samples });
+    // A series whose samples in the window are all NaN is listed too, with
+    // no samples when only its increase was requested.
+    if (seen) result.push({ ...series, samples });
   }
   return result;
 }

@@ -110,7 +110,7 @@ export class LoggerProcess {
   async waitForLine(
     predicate: (line: OwnLogLine) => boolean,
     timeoutMs: number,
-    what: string,
+    description: string,
   ): Promise<OwnLogLine> {
     let found: OwnLogLine | undefined;
     await waitUntil(
@@ -119,7 +119,7 @@ export class LoggerProcess {
         return found !== undefined;
       },
       timeoutMs,
-      `${what}; stderr so far:\n${this.stderrText()}`,
+      () => `${description}; stderr so far:\n${this.stderrText()}`,
     );
     return found!;
   }
@@ -191,18 +191,22 @@ export class LoggerProcess {
   }
 }
 
-/** Polls `condition` every 25 ms until it holds, or throws after `timeoutMs`. */
+/**
+ * Polls `condition` every 25 ms until it is true, or throws after
+ * `timeoutMs`. A function `description` is called only for the error.
+ */
 export async function waitUntil(
   condition: () => boolean | Promise<boolean>,
   timeoutMs: number,
-  what: string,
+  description: string | (() => string),
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (await condition()) return;
     await delay(25);
   }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+  const text = typeof description === "string" ? description : description();
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${text}`);
 }
 
 /** Resolves after `ms` milliseconds. */
@@ -360,11 +364,11 @@ export function assertLinesExactlyOnce(
 
 /**
  * Checks a metrics database: `PRAGMA integrity_check` is ok, and for every
- * container and scrape time the `metrics` view has exactly the samples the
- * `scrapes` table says were stored. A scrape stored in part, a sample whose
- * series or scrape is missing, and a sample filed under another container
- * all fail the check. Only the `scrapes` table and the `metrics` view are
- * read, whatever tables hold the samples.
+ * container and scrape time the `metrics` view has as many samples as the
+ * `scrapes` table records. A scrape stored in part, a sample whose series
+ * or scrape is missing, and a sample filed under another container all fail
+ * the check. Only the `scrapes` table and the `metrics` view are read, so
+ * the check works whatever tables hold the samples.
  */
 export function assertDatabaseIntact(path: string): void {
   const db = new DatabaseSync(path, { readOnly: true });

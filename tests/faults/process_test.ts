@@ -398,8 +398,8 @@ Deno.test({
       timestamp: "2026-11-01T23:59:59.000000001Z",
       message: "appended during compression",
     }) + "\n";
-    for (const how of ["appended", "opened by the writer"] as const) {
-      await t.step(how, async () => {
+    for (const change of ["appended", "opened by the writer"] as const) {
+      await t.step(change, async () => {
         const dir = await Deno.makeTempDir();
         try {
           await writeOldDayFiles(dir, 32);
@@ -416,7 +416,7 @@ Deno.test({
             10_000,
             "the compression to start",
           );
-          if (how === "appended") {
+          if (change === "appended") {
             await Deno.writeTextFile(path, line, { append: true });
           } else {
             active.add("2026-11-01");
@@ -425,7 +425,7 @@ Deno.test({
           const left = listTree(dir).filter((name) =>
             name.startsWith("2026-11-01")
           );
-          if (how === "opened by the writer") {
+          if (change === "opened by the writer") {
             assert.deepEqual(result.compressed, []);
             assert.deepEqual(left, ["2026-11-01.jsonl"]);
             return;
