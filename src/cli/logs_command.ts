@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadConfigFile } from "../config/config.ts";
 import {
   findDayFiles,
@@ -24,6 +24,25 @@ interface LogsFlags extends WindowFlags {
   grep?: string;
   format: "jsonl" | "text";
   limit?: number;
+}
+
+/** Other spellings of levels, as Python's logging module also accepts them. */
+const LEVEL_ALIASES: Record<string, string> = {
+  WARN: "WARNING",
+  FATAL: "CRITICAL",
+};
+
+/** Parses `--level` in any case, with WARN and FATAL as aliases. */
+function parseLevel(value: string): (typeof LEVELS)[number] {
+  const upper = value.toUpperCase();
+  const level = LEVEL_ALIASES[upper] ?? upper;
+  const known = LEVELS.find((name) => name === level);
+  if (known === undefined) {
+    throw new InvalidArgumentError(
+      `"${value}" is not a level; use one of ${LEVELS.join(", ")}`,
+    );
+  }
+  return known;
 }
 
 async function logRoot(flags: LogsFlags): Promise<string> {
@@ -70,8 +89,10 @@ export function addLogsCommand(program: Command): void {
       "window end, same forms as --since (default: now)",
     )
     .addOption(
-      new Option("--level <level>", "lowest level shown").choices([...LEVELS])
-        .argParser((value) => value.toUpperCase()),
+      new Option(
+        "--level <level>",
+        `lowest level shown: ${LEVELS.join(", ")} (any case)`,
+      ).argParser(parseLevel),
     )
     .option(
       "--grep <text>",
@@ -103,6 +124,18 @@ Examples:
           throw new UsageError(`log directory "${root}" not found`);
         }
         throw error;
+      }
+      const found = new Set(files.map((file) => file.container));
+      const unknown = (flags.container ?? []).filter((name) =>
+        !found.has(name)
+      );
+      if (unknown.length > 0) {
+        const list = found.size === 0 ? "none" : [...found].join(", ");
+        throw new UsageError(
+          `container ${
+            unknown.map((name) => `"${name}"`).join(", ")
+          } has no log files under "${root}" (containers found: ${list})`,
+        );
       }
       let count = 0;
       let buffer = "";

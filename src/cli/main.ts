@@ -13,7 +13,7 @@ import { addAlertsCommands } from "./alerts_command.ts";
 import { addLogsCommand } from "./logs_command.ts";
 import { addMetricsCommands } from "./metrics_commands.ts";
 import { UsageError } from "./options.ts";
-import { writeStderr, writeStdout } from "./output.ts";
+import { writeStderr, writeStdout, writeStdoutSync } from "./output.ts";
 import { addRunCommand, RUN_FLAGS } from "./run_command.ts";
 import { addSimulateCommand } from "./simulate_command.ts";
 import { VERSION } from "../version.ts";
@@ -33,13 +33,15 @@ function buildProgram(exitCode: { value: number }): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => void writeStdout(text),
+      // Help is written synchronously: main() exits right after parsing.
+      writeOut: (text) => writeStdoutSync(text),
       writeErr: (text) => writeStderr(text),
     });
   program.addHelpText(
     "after",
     `
-A bare invocation with ${RUN_FLAGS.join(", ")} means "run".
+Arguments that start with an option rather than a command mean "run",
+as in the supervisor's form (${RUN_FLAGS.join(", ")}).
 
 Examples:
   horos_vllm_logger run --config configs/vllm_logger.yaml
@@ -63,12 +65,30 @@ Examples:
   return program;
 }
 
-/** Inserts `run` when the arguments start with one of the daemon's flags. */
+/** Subcommands and global options that the first argument may name. */
+const TOP_LEVEL_WORDS = new Set([
+  "run",
+  "metrics",
+  "logs",
+  "alerts",
+  "simulate",
+  "version",
+  "help",
+  "-h",
+  "--help",
+  "-V",
+  "--version",
+]);
+
+/**
+ * Inserts `run` when the arguments start with an option rather than a
+ * subcommand, so the supervisor's flags work in any order
+ * (`--interval-seconds 2 --container x ...`).
+ */
 export function withImpliedRun(args: readonly string[]): string[] {
   const first = args[0];
   if (
-    first !== undefined &&
-    RUN_FLAGS.some((flag) => first === flag || first.startsWith(`${flag}=`))
+    first !== undefined && first.startsWith("-") && !TOP_LEVEL_WORDS.has(first)
   ) {
     return ["run", ...args];
   }

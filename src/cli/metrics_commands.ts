@@ -45,6 +45,44 @@ async function openDatabase(flags: DatabaseFlags): Promise<MetricsStore> {
   return openStore(path, { readOnly: true });
 }
 
+/**
+ * Returns `container` when the database has scrapes of it.
+ *
+ * @throws {UsageError} listing the containers it has, so a typo is not read as "no data"
+ */
+function requireContainer(store: MetricsStore, container: string): string {
+  const known = listContainers(store.db);
+  if (known.includes(container)) return container;
+  const list = known.length === 0 ? "none" : known.join(", ");
+  throw new UsageError(
+    `container "${container}" not found in the database (containers with scrapes: ${list})`,
+  );
+}
+
+/**
+ * Checks that some stored series has one of `names` as its name or family.
+ *
+ * @throws {UsageError} naming the metric and how to list the stored names
+ */
+function requireMetric(
+  store: MetricsStore,
+  names: readonly string[],
+  metric: string,
+): void {
+  const placeholders = names.map(() => "?").join(", ");
+  const found = store.db.prepare(
+    `SELECT 1 AS found FROM series
+     WHERE metric_name IN (${placeholders}) OR family IN (${placeholders}) LIMIT 1`,
+  ).get(...names, ...names);
+  if (found === undefined) {
+    throw new UsageError(
+      `no stored series is named "${metric}" (looked for ${
+        names.join(", ")
+      }); list the stored names with metrics list`,
+    );
+  }
+}
+
 function addDatabaseOptions(command: Command): Command {
   return command
     .option("--db <file>", "SQLite file written by the logger")
@@ -136,7 +174,7 @@ Examples:
       try {
         const containers = flags.container === undefined
           ? listContainers(store.db)
-          : [flags.container];
+          : [requireContainer(store, flags.container)];
         const results = containers.map((container) =>
           containerStats(store.db, container, window)
         );
@@ -197,10 +235,15 @@ Examples:
       const window = resolveWindow(flags, Date.now(), null);
       const store = await openDatabase(flags);
       try {
+        if (flags.container !== undefined) {
+          requireContainer(store, flags.container);
+        }
+        const names = resolveMetricNames(flags.metric);
+        requireMetric(store, names, flags.metric);
         await exportSamples(
           store.db,
           {
-            names: resolveMetricNames(flags.metric),
+            names,
             container: flags.container ?? null,
             window,
           },
@@ -225,6 +268,7 @@ Examples:
          WHERE ? IS NULL OR container = ? ORDER BY container, metric_name, labels`,
       );
       const container = flags.container ?? null;
+      if (container !== null) requireContainer(store, container);
       let text = "";
       for (const row of statement.iterate(container, container)) {
         const { container: name, metric_name, metric_type, labels } =

@@ -22,6 +22,22 @@ export async function writeStdout(text: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Writes text to stdout synchronously, for help and version output that
+ * must be complete before the process exits.
+ */
+export function writeStdoutSync(text: string): void {
+  const bytes = encoder.encode(text);
+  let offset = 0;
+  try {
+    while (offset < bytes.length) {
+      offset += Deno.stdout.writeSync(bytes.subarray(offset));
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
+}
+
 /** Writes a message to stderr, for usage errors and warnings of one-shot commands. */
 export function writeStderr(text: string): void {
   const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);

@@ -442,6 +442,11 @@ export class LogFollower {
       if (this.#state.isDuplicate(event)) this.counters.duplicatesSkipped++;
       else fresh.push(event);
     }
+    // The two streams are read concurrently and a multi-line event is held
+    // until it ends, so order each batch by time (stable for equal stamps).
+    fresh.sort((a, b) =>
+      a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0
+    );
     const lines = fresh.map((event) => ({
       day: dayFileName(event.timestamp),
       json: JSON.stringify(eventRecord(this.#options.container, event)),
