@@ -260,6 +260,7 @@ async function followLive(
     rssFirst: rss[0] ?? NaN,
     rssLast: rss.at(-1) ?? NaN,
     rssPeak: Math.max(...rss),
+    rssEvery30s: rss.filter((_, i) => i % 30 === 0),
   };
 }
 

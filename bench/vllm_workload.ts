@@ -284,6 +284,8 @@ export interface WorkloadOptions {
   seed?: number;
   /** Process start, Unix milliseconds; `_created` values derive from it. */
   startMs: number;
+  /** Relative load (0 to 1) at an hour of the day. @default diurnalLoad */
+  loadAt?: (hourOfDay: number) => number;
 }
 
 /**
@@ -308,6 +310,7 @@ export class VllmWorkload {
   readonly #engines: EngineState[] = [];
   readonly #random: () => number;
   readonly #peak: number;
+  readonly #loadAt: (hourOfDay: number) => number;
   readonly #startSeconds: number;
   #cpuSeconds = 0;
   #residentBytes = 1.4e9;
@@ -322,6 +325,7 @@ export class VllmWorkload {
   constructor(options: WorkloadOptions) {
     this.#random = randomSource(options.seed ?? 1);
     this.#peak = options.peakRequestsPerSecond ?? 2;
+    this.#loadAt = options.loadAt ?? diurnalLoad;
     this.#startSeconds = options.startMs / 1000;
     let offset = 0;
     for (const model of options.models) {
@@ -362,7 +366,7 @@ export class VllmWorkload {
   /** Moves the simulated server `seconds` forward, ending at `nowMs`. */
   advance(nowMs: number, seconds: number): void {
     const hour = (nowMs / 3_600_000) % 24;
-    const load = diurnalLoad(hour);
+    const load = this.#loadAt(hour);
     for (const engine of this.#engines) {
       this.#advanceEngine(engine, load, seconds);
     }

@@ -7,19 +7,23 @@
 
 const encoder = new TextEncoder();
 
-/** Writes text to stdout; returns false when the reader has gone away. */
-export async function writeStdout(text: string): Promise<boolean> {
+/**
+ * Writes text to stdout; returns false when the reader has gone away. The
+ * write is synchronous, so a large export never queues output in memory
+ * faster than the reader takes it.
+ */
+export function writeStdout(text: string): Promise<boolean> {
   const bytes = encoder.encode(text);
   let offset = 0;
   try {
     while (offset < bytes.length) {
-      offset += await Deno.stdout.write(bytes.subarray(offset));
+      offset += Deno.stdout.writeSync(bytes.subarray(offset));
     }
   } catch (error) {
-    if (error instanceof Deno.errors.BrokenPipe) return false;
+    if (error instanceof Deno.errors.BrokenPipe) return Promise.resolve(false);
     throw error;
   }
-  return true;
+  return Promise.resolve(true);
 }
 
 /**

@@ -126,7 +126,17 @@ export class StoreHandle {
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    const store = openStore(this.path);
+    const logger = this.#options.logger;
+    const store = openStore(this.path, {
+      onCompactionError: (error) =>
+        logger.warn(
+          "Compacting samples failed; retrying at the next compaction",
+          {
+            db: this.path,
+            err: errorMessage(error),
+          },
+        ),
+    });
     try {
       this.#options.onOpen?.(store);
     } catch (error) {

@@ -419,11 +419,11 @@ interface OpenMetricsSeries {
 }
 
 /**
- * Picks each series' OpenMetrics family and type. Two kinds of series are
+ * Picks each series' OpenMetrics family and type. A series whose name does
+ * not fit its family's type (a text-format counter without `_total`) is
  * exported as an `unknown` family named like the series, which OpenMetrics
- * allows for any name: a series whose name does not fit its family's type
- * (a text-format counter without `_total`), and every series of a family
- * stored with conflicting types.
+ * allows for any name. So is every series of a family stored with
+ * conflicting types.
  */
 function assignFamilies(
   seriesList: readonly SeriesInfo[],

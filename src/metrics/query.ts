@@ -120,13 +120,12 @@ export function loadScrapeTimeline(
   ));
   const ids: number[] = [];
   const timestampsMs: number[] = [];
-  for (
-    const [id, timestamp] of statement.iterate(
-      container,
-      window.startMs,
-      window.endMs,
-    ) as Iterable<[number, number]>
-  ) {
+  const rows = statement.all(
+    container,
+    window.startMs,
+    window.endMs,
+  ) as unknown as [number, number][];
+  for (const [id, timestamp] of rows) {
     ids.push(id);
     timestampsMs.push(timestamp);
   }
@@ -173,11 +172,11 @@ export class SampleReader {
     lastId: number,
   ): void {
     this.#recentBySeries.clear();
-    const rows = this.#recent.iterate(
+    const rows = this.#recent.all(
       firstId,
       lastId,
       JSON.stringify(seriesIds),
-    ) as Iterable<[number, number, number | null]>;
+    ) as unknown as [number, number, number | null][];
     for (const [seriesId, scrapeId, value] of rows) {
       let entry = this.#recentBySeries.get(seriesId);
       if (entry === undefined) {

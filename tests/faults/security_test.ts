@@ -389,8 +389,10 @@ Deno.test({
             "--db",
             db,
           ]);
-          assert.equal(list.code, 0, list.stderr);
-          assert.ok(!list.stdout.includes("kv_cache_usage_perc"), list.stdout);
+          // An unknown container is a usage error that lists the real ones.
+          assert.equal(list.code, 2, list.stderr);
+          assert.equal(list.stdout, "");
+          assert.match(list.stderr, /not found in the database/);
           const stats = await runCli([
             "metrics",
             "stats",
@@ -403,15 +405,9 @@ Deno.test({
             "--db",
             db,
           ]);
-          assert.equal(stats.code, 0, stats.stderr);
-          const reports = JSON.parse(stats.stdout) as {
-            container: string;
-            scrape_health: { scrapes: number };
-            models: unknown[];
-          }[];
-          assert.deepEqual(reports.map((report) => report.container), [value]);
-          assert.equal(reports[0]!.scrape_health.scrapes, 0);
-          assert.deepEqual(reports[0]!.models, []);
+          assert.equal(stats.code, 2, stats.stderr);
+          assert.equal(stats.stdout, "");
+          assert.match(stats.stderr, /not found in the database/);
         });
       }
       await t.step("the database is unchanged", () => {

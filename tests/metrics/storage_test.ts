@@ -5,6 +5,7 @@ import { loadSeriesWindows } from "../../src/metrics/query.ts";
 import { counterIncrease, counterRate } from "../../src/metrics/window_math.ts";
 import {
   canonicalLabels,
+  MAX_RUN_SPAN_IDS,
   type MetricsStore,
   openStore,
   SCHEMA_VERSION,
@@ -642,4 +643,41 @@ Deno.test("newer schema version is rejected", async () => {
       /newer than this program's/,
     );
   });
+});
+
+Deno.test("runs are capped so the metrics view finds them by key range", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = openStore(`${dir}/m.db`, { autoCompact: false });
+  for (let i = 0; i < 3000; i++) {
+    store.writeScrape({
+      container: "c",
+      timestampMs: 1_000_000 + i * 5000,
+      durationSeconds: 0,
+      up: true,
+      samplesScraped: 1,
+      parseErrors: 0,
+      duplicateSamples: 0,
+      error: null,
+    }, [{
+      name: "constant",
+      labels: {},
+      value: 1,
+      family: "constant",
+      type: "gauge",
+    }]);
+  }
+  await store.compact();
+  const runs = store.db.prepare(
+    "SELECT count(*) AS n, max(last_scrape_offset) AS longest FROM sample_runs",
+  ).get() as { n: number; longest: number };
+  assert.equal(runs.n, Math.ceil(3000 / MAX_RUN_SPAN_IDS));
+  assert.equal(runs.longest, MAX_RUN_SPAN_IDS - 1);
+  const rows = store.db.prepare(
+    "SELECT count(*) AS n, min(timestamp) AS first, max(timestamp) AS last FROM metrics WHERE metric_name = 'constant'",
+  ).get() as { n: number; first: number; last: number };
+  assert.equal(rows.n, 3000);
+  assert.equal(rows.first, 1_000_000);
+  assert.equal(rows.last, 1_000_000 + 2999 * 5000);
+  store.close();
+  await Deno.remove(dir, { recursive: true });
 });
