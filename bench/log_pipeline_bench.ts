@@ -30,6 +30,10 @@ import {
 
 const REPO = new URL("../", import.meta.url).pathname;
 const DENO = Deno.env.get("HOROS_DENO") ?? Deno.execPath();
+/** V8 flags for the logger process only, e.g. `--max-old-space-size=48`. */
+const loggerV8Flags = Deno.args.includes("--logger-v8-flags")
+  ? Deno.args[Deno.args.indexOf("--logger-v8-flags") + 1] ?? ""
+  : "";
 const followSeconds =
   Number(Deno.args[Deno.args.indexOf("--follow-seconds") + 1] ?? "") || 60;
 
@@ -141,6 +145,7 @@ function startLogger(root: string, logDir: string): Deno.ChildProcess {
       PATH: `${REPO}scripts/fake-docker:${Deno.env.get("PATH")}`,
       FAKE_DOCKER_ROOT: root,
       HOROS_DENO: DENO,
+      ...(loggerV8Flags === "" ? {} : { DENO_V8_FLAGS: loggerV8Flags }),
     },
     stdout: "null",
     stderr: "null",
@@ -287,5 +292,7 @@ console.log(
   }% of one core, ` +
     `RSS first ${live.rssFirst.toFixed(1)} MiB, last ${
       live.rssLast.toFixed(1)
-    } MiB, peak ${live.rssPeak.toFixed(1)} MiB`,
+    } MiB, peak ${live.rssPeak.toFixed(1)} MiB; every 30 s: ${
+      live.rssEvery30s.map((value) => value.toFixed(0)).join(", ")
+    } MiB`,
 );
