@@ -340,9 +340,11 @@ Deno.test({
   fn: async () => {
     const h = await harness();
     await createContainer(h.root, h.container, { running: true });
-    const long = "x".repeat(13_000) + "é".repeat(7_000) + "y".repeat(13_000);
-    const json = JSON.stringify({ payload: "z".repeat(19_950), n: 1 });
-    assert.equal(long.length, 33_000);
+    // 47,000 bytes: three chunks, each boundary between two characters.
+    const long = "x".repeat(13_000) + "é".repeat(7_000) + "y".repeat(20_000);
+    const json = JSON.stringify({ payload: "z".repeat(19_980), n: 1 });
+    assert.equal(long.length, 40_000);
+    assert.equal(json.length, 20_000);
     await appendDockerLogLines(h.root, h.container, [
       { stream: "stdout", text: long, time: stamp(1) },
       { stream: "stdout", text: json, time: stamp(2) },
