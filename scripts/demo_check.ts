@@ -9,9 +9,9 @@
 const stats = JSON.parse(await new Response(Deno.stdin.readable).text());
 const model = stats[0]?.models?.[0];
 const figures = {
-  "KV-cache usage avg (%)": model?.kvCacheUsagePercent?.avg,
-  "generation tokens/s": model?.generationTokensPerSecond?.avg,
-  "queue time p95 (s)": model?.queueTimeSeconds?.p95?.value,
+  "KV-cache usage avg (%)": model?.kv_cache_usage_percent?.avg,
+  "generation tokens/s": model?.generation_tokens_per_second?.avg,
+  "queue time p95 (s)": model?.queue_time_seconds?.p95?.value,
 };
 let ok = true;
 for (const [name, value] of Object.entries(figures)) {

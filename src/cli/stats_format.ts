@@ -13,9 +13,22 @@ import type {
 } from "../metrics/stats.ts";
 import { NO_MODEL } from "../metrics/stats.ts";
 
+/** Turns `camelCase` keys into `snake_case`, the style of every other JSON output. */
+function snakeCaseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== "object") return value;
+  const result: Record<string, unknown> = {};
+  for (const [key, entry] of Object.entries(value)) {
+    result[key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()] =
+      snakeCaseKeys(entry);
+  }
+  return result;
+}
+
 /**
- * Serialises stats as JSON. Numbers that JSON cannot hold are written as the
- * strings `"NaN"`, `"+Inf"` and `"-Inf"`, as Prometheus's HTTP API does.
+ * Serialises stats as JSON with snake_case keys. Numbers that JSON cannot
+ * hold are written as the strings `"NaN"`, `"+Inf"` and `"-Inf"`, as
+ * Prometheus's HTTP API does.
  */
 export function statsToJson(stats: readonly ContainerStats[]): string {
   return JSON.stringify(
@@ -25,8 +38,11 @@ export function statsToJson(stats: readonly ContainerStats[]): string {
         start: new Date(entry.window.startMs).toISOString(),
         end: new Date(entry.window.endMs).toISOString(),
       },
-      scrape_health: entry.scrapeHealth,
-      models: entry.models,
+      scrape_health: snakeCaseKeys(entry.scrapeHealth),
+      models: snakeCaseKeys(entry.models),
+      ...(entry.loraAdapters === undefined
+        ? {}
+        : { lora_adapters: snakeCaseKeys(entry.loraAdapters) }),
     })),
     (_key, value) => {
       if (typeof value !== "number" || Number.isFinite(value)) return value;

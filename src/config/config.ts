@@ -157,7 +157,50 @@ function firstIssueError(file: string, error: z.ZodError): ConfigError {
       `unknown key; remove it or check its spelling (known keys are listed in the README's configuration reference)`,
     );
   }
-  return new ConfigError(file, formatKeyPath(issue.path), issue.message);
+  return new ConfigError(file, formatKeyPath(issue.path), issueMessage(issue));
+}
+
+/**
+ * Rewords zod's generic messages ("Invalid input: expected number, received
+ * string") as what the key must be, with where to look for the fix.
+ */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  const reference = "see the configuration reference in README.md";
+  // A message given in the schema is already specific; keep it.
+  if (!/^(Invalid|Too small|Too big)/.test(issue.message)) return issue.message;
+  switch (issue.code) {
+    case "invalid_type":
+      if (issue.message.includes("received undefined")) {
+        return `is missing: it must be ${
+          withArticle(issue.expected)
+        }; ${reference}`;
+      }
+      return `must be ${withArticle(issue.expected)}, not ${
+        withArticle(/received (\w+)/.exec(issue.message)?.[1] ?? "another type")
+      }; ${reference}`;
+    case "too_small":
+      return `must be ${
+        issue.inclusive === false ? "more than" : "at least"
+      } ${issue.minimum}`;
+    case "too_big":
+      return `must be ${
+        issue.inclusive === false ? "less than" : "at most"
+      } ${issue.maximum}`;
+    case "invalid_value":
+      return `must be one of ${
+        issue.values.map((value) => JSON.stringify(value)).join(", ")
+      }`;
+    default:
+      return issue.message;
+  }
+}
+
+function withArticle(word: string): string {
+  const names: Record<string, string> = {
+    array: "a list",
+    object: "a mapping",
+  };
+  return names[word] ?? (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
 }
 
 /** Builds the logs command for a container from its `logs_stream` text. */

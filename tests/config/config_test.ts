@@ -70,7 +70,7 @@ Deno.test("invalid configurations name the key and the fix", async (t) => {
       yaml:
         "containers: [{name: a}]\nmetrics_scraper: {interval_seconds: five}\n",
       keyPath: "metrics_scraper.interval_seconds",
-      fragment: "expected number",
+      fragment: "must be a number, not a string",
     },
     {
       name: "negative interval",
