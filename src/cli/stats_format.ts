@@ -132,6 +132,9 @@ function modelLines(model: ModelStats): string[] {
   return [
     `model ${name}${engines}`,
     gaugeRow("KV-cache usage", model.kvCacheUsagePercent, " %", 2),
+    ...Object.entries(model.kvCacheUsagePercentByEngine ?? {}).map((
+      [engine, stats],
+    ) => gaugeRow(`  engine ${engine}`, stats, " %", 2)),
     gaugeRow("Running requests", model.runningRequests, "", 1),
     gaugeRow("Waiting requests", model.waitingRequests, "", 1),
     latencyRow("Queue time", model.queueTimeSeconds, "requests"),

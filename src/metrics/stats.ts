@@ -89,6 +89,12 @@ export interface ModelStats {
   // (test fixtures) still type-check; containerStats always sets it.
   pids?: string[];
   kvCacheUsagePercent: GaugeStats;
+  /**
+   * KV-cache usage of each engine, keyed by the `engine` label, when the
+   * model has more than one: the combined figure is an average, so one
+   * saturated engine would not show in it.
+   */
+  kvCacheUsagePercentByEngine?: Record<string, GaugeStats>;
   runningRequests: GaugeStats;
   waitingRequests: GaugeStats;
   queueTimeSeconds: LatencyStats;
@@ -419,10 +425,23 @@ function modelStats(
     finished[reason] = (finished[reason] ?? 0) +
       (Number.isNaN(increase) ? 0 : increase);
   }
+  const kvByEngine: Record<string, GaugeStats> = {};
+  if (engines.size > 1) {
+    for (const engine of [...engines].sort()) {
+      const engineSeries = of("kv").filter((series) =>
+        series.labels.engine === engine
+      );
+      kvByEngine[engine] = gaugeStats(
+        combineByScrape(collapseProcessCopies(engineSeries), "mean"),
+        100,
+      );
+    }
+  }
   return {
     model,
     engines: [...engines].sort(),
     pids: [...pids].sort(comparePids),
+    ...(engines.size > 1 ? { kvCacheUsagePercentByEngine: kvByEngine } : {}),
     kvCacheUsagePercent: gaugeStats(
       combineByScrape(collapseProcessCopies(of("kv")), "mean"),
       100,

@@ -241,3 +241,30 @@ Deno.test("LoRA adapters absent without the info gauge", async () => {
     assert.equal(containerStats(store.db, "c", WINDOW).loraAdapters, null);
   });
 });
+
+Deno.test("per-engine KV-cache shows a saturated engine", async () => {
+  await withStore((store) => {
+    [[0.95, 0.5], [0.97, 0.4]].forEach(([hot, cool], index) => {
+      const samples = [
+        gauge(
+          "vllm:kv_cache_usage_perc",
+          { engine: "0", model_name: MODEL },
+          hot!,
+        ),
+        gauge(
+          "vllm:kv_cache_usage_perc",
+          { engine: "1", model_name: MODEL },
+          cool!,
+        ),
+      ];
+      store.writeScrape(health(index * 5000, samples.length), samples);
+    });
+    const model = containerStats(store.db, "c", WINDOW).models[0]!;
+    // The combined figure averages the engines at each scrape.
+    assertClose(model.kvCacheUsagePercent.max, 72.5);
+    const byEngine = model.kvCacheUsagePercentByEngine!;
+    assertClose(byEngine["0"]!.max, 97);
+    assertClose(byEngine["1"]!.max, 50);
+    assertClose(byEngine["1"]!.min, 40);
+  });
+});
