@@ -12,12 +12,36 @@ import {
 } from "../alerts/alert_state.ts";
 import { type AlertRules, describeRule, loadRules } from "../alerts/rules.ts";
 import { loadConfigFile } from "../config/config.ts";
-import { openStore } from "../metrics/store.ts";
+import { resolveMetricNames } from "../metrics/query.ts";
+import { type MetricsStore, openStore } from "../metrics/store.ts";
+import { EXIT_FAILURE } from "../exit_codes.ts";
 import { UsageError } from "./options.ts";
-import { writeStdout } from "./output.ts";
+import { writeStderr, writeStdout } from "./output.ts";
 
 /** Rules file that `alerts check` reads without `--rules`. */
 export const DEFAULT_RULES_FILE = "configs/vllm_alerts.yaml";
+
+/** Lists the metrics named in rules that have no stored series under any of their names. */
+function metricsWithoutSeries(
+  store: MetricsStore,
+  rules: AlertRules,
+): { rule: string; metric: string }[] {
+  const missing: { rule: string; metric: string }[] = [];
+  for (const rule of rules.rules) {
+    for (const comparison of rule.condition.comparisons) {
+      if (comparison.operand.kind === "up") continue;
+      const names = resolveMetricNames(comparison.operand.metric);
+      const placeholders = names.map(() => "?").join(", ");
+      const found = store.db.prepare(
+        `SELECT 1 AS found FROM series WHERE metric_name IN (${placeholders}) OR family IN (${placeholders}) LIMIT 1`,
+      ).get(...names, ...names);
+      if (found === undefined) {
+        missing.push({ rule: rule.name, metric: comparison.operand.metric });
+      }
+    }
+  }
+  return missing;
+}
 
 /** Formats the output of `alerts check`: each rule and what it means. */
 export function formatRulesCheck(rules: AlertRules): string {
@@ -200,7 +224,10 @@ async function statusSources(
 }
 
 /** Adds `alerts check` and `alerts status` to the program. */
-export function addAlertsCommands(program: Command): void {
+export function addAlertsCommands(
+  program: Command,
+  exitCode: { value: number },
+): void {
   const alerts = program
     .command("alerts")
     .description("check alert rules and show pending and firing alerts");
@@ -209,19 +236,38 @@ export function addAlertsCommands(program: Command): void {
     .command("check")
     .description("validate a rules file and print what each rule means")
     .option("--rules <file>", "rules file", DEFAULT_RULES_FILE)
+    .option(
+      "--db <file>",
+      "also check that each metric named in a rule has series in this database",
+    )
     .addHelpText(
       "after",
       `
 Exits 2 and names the rule, key and column when the file is invalid; the logger
-refuses to start on such a file.
+refuses to start on such a file. With --db, a metric that has no stored series
+(a misspelled name, or one this vLLM version does not expose) is reported and
+the exit code is 1, because such a rule would never fire.
 
 Examples:
   horos_vllm_logger alerts check
-  horos_vllm_logger alerts check --rules /etc/horos/vllm_alerts.yaml`,
+  horos_vllm_logger alerts check --rules /etc/horos/vllm_alerts.yaml --db /data/vllm_metrics.db`,
     )
-    .action(async (flags: { rules: string }) => {
+    .action(async (flags: { rules: string; db?: string }) => {
       const rules = await loadRules(flags.rules);
       await writeStdout(formatRulesCheck(rules));
+      if (flags.db === undefined) return;
+      const store = openStore(flags.db, { readOnly: true });
+      try {
+        const missing = metricsWithoutSeries(store, rules);
+        for (const { rule, metric } of missing) {
+          writeStderr(
+            `warning: rule "${rule}": no series named ${metric} in ${flags.db}; check the spelling (it would never fire)`,
+          );
+        }
+        if (missing.length > 0) exitCode.value = EXIT_FAILURE;
+      } finally {
+        store.close();
+      }
     });
 
   alerts

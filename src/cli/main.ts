@@ -51,7 +51,7 @@ Examples:
   addRunCommand(program, exitCode);
   addMetricsCommands(program, exitCode);
   addLogsCommand(program);
-  addAlertsCommands(program);
+  addAlertsCommands(program, exitCode);
   addSimulateCommand(program, exitCode);
   program.command("version").description(
     "print the version and the Deno version it was built with",

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Command } from "commander";
 import type { AlertStateRow } from "../../src/alerts/alert_state.ts";
 import { loadRules, RuleError } from "../../src/alerts/rules.ts";
+import { openStore } from "../../src/metrics/store.ts";
 import {
   addAlertsCommands,
   alertStatuses,
@@ -33,7 +34,7 @@ Deno.test("alerts check rejects an invalid file", async () => {
       "rules:\n  - name: kv\n    condition: vllm:kv_cache_usage_perc > 90\n    duration: 5m\n    action: log_warning\n",
     );
     const program = new Command().exitOverride();
-    addAlertsCommands(program);
+    addAlertsCommands(program, { value: 0 });
     await assert.rejects(
       program.parseAsync(["alerts", "check", "--rules", path], {
         from: "user",
@@ -108,4 +109,69 @@ Deno.test("statusesToTable aligns columns", () => {
     statusesToTable([]),
     "no pending or firing alerts\n",
   );
+});
+
+Deno.test("alerts check --db reports metrics with no series", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rulesPath = `${dir}/rules.yaml`;
+    await Deno.writeTextFile(
+      rulesPath,
+      [
+        "rules:",
+        "  - name: kv",
+        "    condition: vllm:kv_cache_usage_perc > 0.9",
+        "    duration: 5m",
+        "    action: log_warning",
+        "  - name: typo",
+        "    condition: vllm:kv_cache_usage_pct > 0.9",
+        "    duration: 5m",
+        "    action: log_warning",
+        "",
+      ].join("\n"),
+    );
+    const store = openStore(`${dir}/m.db`);
+    store.writeScrape({
+      container: "c",
+      timestampMs: 1000,
+      durationSeconds: 0,
+      up: true,
+      samplesScraped: 1,
+      parseErrors: 0,
+      duplicateSamples: 0,
+      error: null,
+    }, [{
+      name: "vllm:gpu_cache_usage_perc",
+      labels: {},
+      value: 0.5,
+      family: "vllm:gpu_cache_usage_perc",
+      type: "gauge",
+    }]);
+    store.close();
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("../../main.ts", import.meta.url).pathname,
+        "alerts",
+        "check",
+        "--rules",
+        rulesPath,
+        "--db",
+        `${dir}/m.db`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 1, stderr);
+    // The older vLLM name counts as the same quantity, so only the typo is reported.
+    assert.match(
+      stderr,
+      /rule "typo": no series named vllm:kv_cache_usage_pct/,
+    );
+    assert.doesNotMatch(stderr, /rule "kv"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
