@@ -112,7 +112,8 @@ export const ITERATION_TOKEN_BUCKETS: readonly number[] = [
   16384,
 ];
 
-const HTTP_HIGHR_BUCKETS: readonly number[] = [
+/** Upper bounds of `http_request_duration_highr_seconds`, in seconds. */
+export const HTTP_HIGHR_BUCKETS: readonly number[] = [
   0.01,
   0.025,
   0.05,
