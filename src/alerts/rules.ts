@@ -18,9 +18,13 @@
  *
  * @module
  */
-import { parse as parseYaml, YAMLParseError } from "yaml";
 import { parseDurationMs } from "../cli/time_window.ts";
-import { ConfigError, CONTAINER_NAME_PATTERN } from "../config/config.ts";
+import {
+  ConfigError,
+  CONTAINER_NAME_PATTERN,
+  parseYamlText,
+  readConfigText,
+} from "../config/config.ts";
 import {
   type Comparison,
   type ComparisonOperator,
@@ -510,21 +514,10 @@ export function rulesFromDocument(file: string, document: unknown): AlertRules {
  * @throws {RuleError} when the text is not YAML or a rule is invalid
  */
 export function parseRules(file: string, text: string): AlertRules {
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const line = error.linePos?.[0]?.line;
-      const where = line === undefined ? "" : ` at line ${line}`;
-      throw new RuleError(
-        file,
-        "",
-        `invalid YAML${where}: ${error.message.split("\n")[0]}`,
-      );
-    }
-    throw error;
-  }
+  const document = parseYamlText(
+    text,
+    (message) => new RuleError(file, "", message),
+  );
   return rulesFromDocument(file, document);
 }
 
@@ -535,23 +528,11 @@ export function parseRules(file: string, text: string): AlertRules {
  * @throws {RuleError} when the file is missing, is not YAML or is invalid
  */
 export async function loadRules(path: string): Promise<AlertRules> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new RuleError(
-        path,
-        "",
-        "file not found; pass an existing rules file such as configs/vllm_alerts.yaml",
-      );
-    }
-    throw new RuleError(
-      path,
-      "",
-      `cannot be read: ${(error as Error).message}`,
-    );
-  }
+  const text = await readConfigText(
+    path,
+    "file not found; pass an existing rules file such as configs/vllm_alerts.yaml",
+    (message) => new RuleError(path, "", message),
+  );
   return parseRules(path, text);
 }
 

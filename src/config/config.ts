@@ -311,40 +311,50 @@ export function configFromDocument(
  * @throws {ConfigError} when the file is missing, is not YAML or is invalid
  */
 export async function loadConfigFile(path: string): Promise<LoggerConfig> {
-  let text: string;
+  const fail = (message: string) => new ConfigError(path, "", message);
+  const text = await readConfigText(
+    path,
+    "file not found; pass an existing file with --config",
+    fail,
+  );
+  return configFromDocument(path, parseYamlText(text, fail));
+}
+
+/**
+ * Reads a configuration or rules file as text.
+ *
+ * @throws the error `fail` builds, with `notFound` when the file is missing
+ */
+export async function readConfigText(
+  path: string,
+  notFound: string,
+  fail: (message: string) => Error,
+): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new ConfigError(
-        path,
-        "",
-        "file not found; pass an existing file with --config",
-      );
-    }
-    throw new ConfigError(
-      path,
-      "",
-      `cannot be read: ${(error as Error).message}`,
-    );
+    if (error instanceof Deno.errors.NotFound) throw fail(notFound);
+    throw fail(`cannot be read: ${(error as Error).message}`);
   }
-  let document: unknown;
+}
+
+/**
+ * Parses YAML text into a document.
+ *
+ * @throws the error `fail` builds, naming the line, when the text is not YAML
+ */
+export function parseYamlText(
+  text: string,
+  fail: (message: string) => Error,
+): unknown {
   try {
-    document = parseYaml(text);
+    return parseYaml(text);
   } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const line = error.linePos?.[0]?.line;
-      throw new ConfigError(
-        path,
-        "",
-        `invalid YAML${line === undefined ? "" : ` at line ${line}`}: ${
-          error.message.split("\n")[0]
-        }`,
-      );
-    }
-    throw error;
+    if (!(error instanceof YAMLParseError)) throw error;
+    const line = error.linePos?.[0]?.line;
+    const where = line === undefined ? "" : ` at line ${line}`;
+    throw fail(`invalid YAML${where}: ${error.message.split("\n")[0]}`);
   }
-  return configFromDocument(path, document);
 }
 
 /** Flags of the supervisor's form: one container, logs half and metrics half each optional. */
