@@ -16,7 +16,7 @@ const LEVEL_ORDER: Record<LogLevel, number> = {
   error: 3,
 };
 
-/** Extra fields of a log line; `err` holds an error's message. */
+/** Extra fields of a log line; `err` contains an error's message. */
 export type LogFields = Record<string, string | number | boolean | null>;
 
 /** Destination of formatted log lines; tests pass a capturing function. */
@@ -26,7 +26,7 @@ export type LogSink = (line: string) => void;
 export interface LoggerOptions {
   /** Lowest level written. @default "info" */
   level?: LogLevel;
-  /** Where lines go. @default a synchronous write to stderr */
+  /** Destination of formatted lines. @default a synchronous write to stderr */
   sink?: LogSink;
   /** Fields added to every line, such as the container name. */
   bound?: LogFields;

@@ -397,6 +397,7 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
       "conflicts with --metrics-port; pass one of them",
     );
   }
+
   const wantsMetrics = flags.metricsPort !== undefined ||
     flags.metricsUrl !== undefined;
   if (wantsMetrics && flags.db === undefined) {
@@ -430,6 +431,7 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
       "needs --metrics-port with --db (rules are evaluated after each scrape) and --log-dir (alerts.log is written there)",
     );
   }
+
   let metricsEndpoint: string | null = null;
   if (flags.metricsPort !== undefined) {
     if (flags.metricsPort > 65535) {
@@ -451,6 +453,7 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
     }
     metricsEndpoint = flags.metricsUrl;
   }
+
   let logsCommand: string[];
   try {
     logsCommand = flags.logsStream === undefined
@@ -466,6 +469,7 @@ export function configFromFlags(flags: FlagOptions): LoggerConfig {
       'is empty; use for example "docker logs -f NAME", or leave the flag out',
     );
   }
+
   const intervalMs = (flags.intervalSeconds ?? 5) * 1000;
   return {
     outputDir: flags.logDir ?? null,

@@ -98,6 +98,13 @@ export function splitDockerTimestamp(
   return { timestamp: `${utc}.${fraction}Z`, text: line.slice(prefix.length) };
 }
 
+/** Orders events by Docker timestamp; the fixed-width form sorts as text. */
+function compareTimestamps(a: LogEvent, b: LogEvent): number {
+  if (a.timestamp < b.timestamp) return -1;
+  if (a.timestamp > b.timestamp) return 1;
+  return 0;
+}
+
 /** Runs and restarts the logs command of one container until stopped. */
 export class LogFollower {
   readonly counters: FollowerCounters = {
@@ -444,9 +451,7 @@ export class LogFollower {
     }
     // The two streams are read concurrently and a multi-line event is held
     // until it ends, so order each batch by time (stable for equal stamps).
-    fresh.sort((a, b) =>
-      a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0
-    );
+    fresh.sort(compareTimestamps);
     const lines = fresh.map((event) => ({
       day: dayFileName(event.timestamp),
       json: JSON.stringify(eventRecord(this.#options.container, event)),

@@ -32,7 +32,7 @@ export const DOCKER_CHUNK_BYTES = 16 * 1024;
 /** Length of Docker's timestamp prefix: `2026-11-17T09:14:03.903258690Z `. */
 export const DOCKER_TIMESTAMP_BYTES = 31;
 
-/** True when `bytes` holds Docker's fixed-width RFC 3339 timestamp and a space at `at`. */
+/** True when `bytes` contains Docker's fixed-width RFC 3339 timestamp and a space at `at`. */
 export function isDockerTimestampAt(bytes: Uint8Array, at: number): boolean {
   if (at + DOCKER_TIMESTAMP_BYTES > bytes.length) return false;
   for (let i = 0; i < DOCKER_TIMESTAMP_BYTES; i++) {

@@ -37,7 +37,7 @@ export interface MaintenanceOptions {
   signal?: AbortSignal;
 }
 
-/** What one maintenance run did. */
+/** Files that one maintenance run compressed, deleted or cleaned up. */
 export interface MaintenanceResult {
   compressed: string[];
   deleted: string[];

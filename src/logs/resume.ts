@@ -1,6 +1,6 @@
 /**
- * Where capture resumes after the follower or the logger restarts, and which
- * replayed events are already in the files.
+ * Resume point of log capture after the follower or the logger restarts,
+ * and the test for replayed events that are already in the files.
  *
  * `docker logs --since T` is inclusive at nanosecond precision, so the lines
  * stamped T come again. Several lines can share one timestamp. The

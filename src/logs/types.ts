@@ -27,7 +27,7 @@ export interface LogEvent {
   /** Docker timestamp of the event's first line. */
   timestamp: string;
   stream: StreamName;
-  /** `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`; `INFO` when nothing says otherwise. */
+  /** `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`; `INFO` when the line names no level. */
   level: string;
   /** Cleaned text of the event; lines of a multi-line event joined with `\n`. */
   message: string;

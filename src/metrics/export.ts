@@ -18,7 +18,7 @@ import { returnArrays } from "./store.ts";
 /** Output formats of `metrics export`. */
 export type ExportFormat = "csv" | "jsonl" | "openmetrics";
 
-/** What to export. */
+/** Selection of the samples to export. */
 export interface ExportQuery {
   /** Stored names to match against series names and families; null for every series. */
   names: string[] | null;

@@ -12,7 +12,7 @@ import type { TimeWindow } from "../cli/time_window.ts";
 
 /**
  * Names that denote the same quantity across vLLM versions, newest first.
- * A window across an upgrade sees the samples of both names.
+ * A window across an upgrade includes the samples of both names.
  */
 const RENAMED_METRICS: readonly (readonly string[])[] = [
   ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"],

@@ -31,7 +31,7 @@ const MAX_PENDING_SAMPLES = 250_000;
 /** While scrapes keep failing, the failure is logged again this often. */
 const FAILURE_REMINDER_MS = 600_000;
 
-/** Why a scrape failed, in a small fixed set for logs and tests. */
+/** Kind of scrape failure, from a small fixed set for logs and tests. */
 export type ScrapeErrorKind =
   | "http_status"
   | "timeout"
@@ -285,7 +285,7 @@ export class Scraper {
     } catch (error) {
       failure = errorMessage(error);
     }
-    // A scrape cut short by shutdown says nothing about the endpoint.
+    // A scrape cut short by shutdown is no fault of the endpoint, so it is not recorded.
     if (this.#cancel.signal.aborted) return;
     const durationSeconds = (performance.now() - startedClock) / 1000;
     const health: ScrapeHealth = {
